@@ -1,0 +1,33 @@
+"""xai-callback: train with Keras, get an explanation-ready SavedModel.
+
+`XaiExportCallback` goes into `model.fit(callbacks=[...])`; the engine
+(`export_explainable_model`), the explanation spec, `validate` and `explain`
+work without `fit`.
+"""
+
+from xai_callback._version import __version__
+from xai_callback.errors import (
+    ExportFailedError,
+    ExportVerificationError,
+    SignatureError,
+    SpecError,
+)
+from xai_callback.export import ExplainableExporter, ExportResult, export_explainable_model
+from xai_callback.receivers import parsing_receiver, raw_receiver
+from xai_callback.signatures import SignatureFunction
+from xai_callback.callbacks import XaiExportCallback
+
+__all__ = [
+    "__version__",
+    "ExplainableExporter",
+    "ExportFailedError",
+    "ExportResult",
+    "ExportVerificationError",
+    "SignatureError",
+    "SignatureFunction",
+    "SpecError",
+    "XaiExportCallback",
+    "export_explainable_model",
+    "parsing_receiver",
+    "raw_receiver",
+]

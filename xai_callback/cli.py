@@ -1,0 +1,37 @@
+"""The `xai-callback` command: inspect, validate and explain exports.
+
+Loading a SavedModel runs its graph: use these commands on models you trust.
+"""
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("inspect_cmd", "validate_cmd", "explain_cmd")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="xai-callback",
+        description="Inspect, validate and explain explanation-ready SavedModels.",
+    )
+    from xai_callback import __version__
+
+    parser.add_argument("--version", action="version", version=f"xai-callback {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"xai_callback.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Exceptions raised by xai_callback.
+
+Configuration mistakes are `ValueError`/`TypeError` subclasses so callers that
+already catch those keep working; failures of a written export are their own
+types so they can be told apart from bad arguments.
+"""
+
+
+class SignatureError(ValueError):
+    """A signature cannot be built or does not fit the explanation contract."""
+
+
+class SpecError(ValueError):
+    """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
+
+
+class ExportVerificationError(RuntimeError):
+    """A written export does not keep the contract after reloading.
+
+    Attributes:
+        signature: name of the signature that differs (or None).
+        key: input or output key that differs (or None).
+    """
+
+    def __init__(self, message, signature=None, key=None):
+        super().__init__(message)
+        self.signature = signature
+        self.key = key
+
+
+class ExportFailedError(RuntimeError):
+    """An export at the end of training failed; the weights were kept.
+
+    Attributes:
+        fallback_path: where the trained weights were saved instead.
+    """
+
+    def __init__(self, message, fallback_path=None):
+        super().__init__(message)
+        self.fallback_path = fallback_path

@@ -1,0 +1,418 @@
+"""The export engine: an explanation-ready SavedModel from a Keras model.
+
+Usable without `fit`; the callbacks only decide when to call it and with
+which weights.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from xai_callback import storage
+from xai_callback._keras import keras_module
+from xai_callback.errors import ExportVerificationError, SignatureError
+from xai_callback.layout import (
+    ASSETS_EXTRA,
+    LEGACY_METADATA_FILE,
+    RESERVED_SIGNATURES,
+    SAMPLE_FILE,
+    SERVING_DEFAULT,
+    VERTEX_METADATA_FILE,
+    VERTEX_PARAMETERS_FILE,
+    XAI_MODEL,
+    XAI_PREPROCESS,
+    extra_path,
+    join,
+)
+from xai_callback import placement
+from xai_callback.provenance import build_provenance, write_provenance
+from xai_callback.signatures import (
+    as_signature_function,
+    check_preprocess_output,
+    compose,
+    model_signature_function,
+)
+from xai_callback.tensor_io import encode_tensor_dict
+from xai_callback.verify import (
+    check_preprocess_feeds_model,
+    check_serving_identity,
+    check_signature_set,
+    describe_spec,
+    same_spec,
+    signature_io,
+)
+
+GENERATED_SAMPLE_ROWS = 4
+
+
+class ExportResult:
+    """What an export wrote: its path, signatures, metadata and parameters."""
+
+    def __init__(self, path, signatures, metadata, parameters, provenance):
+        self.path = path
+        self.signatures = signatures  # {name: (inputs, outputs)} of TensorSpecs
+        self.metadata = metadata
+        self.parameters = parameters
+        self.provenance = provenance
+
+    def describe(self):
+        """Readable listing of the signatures (keys, dtypes, shapes)."""
+        lines = [f"Export: {self.path}"]
+        for name in sorted(self.signatures):
+            inputs, outputs = self.signatures[name]
+            ins = ", ".join(f"{k}: {describe_spec(s)}" for k, s in sorted(inputs.items()))
+            outs = ", ".join(f"{k}: {describe_spec(s)}" for k, s in sorted(outputs.items()))
+            lines.append(f"  {name}({ins}) -> {{{outs}}}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"ExportResult(path={self.path!r}, signatures={sorted(self.signatures)})"
+
+
+class ExplainableExporter:
+    """Builds, checks and writes explanation-ready SavedModels of one model.
+
+    `prepare()` traces every signature and checks the contract without writing
+    anything, so a callback can fail before the first training batch;
+    `export()` writes, reloads and verifies.
+
+    Example:
+
+    ```python
+    exporter = ExplainableExporter(model, preprocess_fn=(parse_csv, [
+        tf.TensorSpec([None], tf.string, name="csv_line")]))
+    exporter.prepare()          # fails fast on a wrong configuration
+    model.fit(x, y)
+    exporter.export("exports/churn")
+    ```
+
+    Args:
+        model: a built Keras model (Keras 3 or tf-keras).
+        serving_fn: the `serving_default` function. Defaults to None:
+            `xai_model`, or `xai_model(**xai_preprocess(x))` with a preprocess.
+        preprocess_fn: raw input -> dict feeding `xai_model` exactly. Written
+            as `xai_preprocess`. Defaults to None (no preprocessing).
+        model_fn: the differentiable core, written as `xai_model`. Defaults to
+            None: the model called on its inputs (keys = Keras Input names,
+            outputs = the model's output names).
+        extra_signatures: `{name: function}` of further signatures. Reserved
+            names (`serving_default`, `xai_model`, `xai_preprocess`) refused.
+        output_key: the output to explain when the model has several.
+        sample: a small batch in `serving_default`'s input format (dict keyed
+            by its input names) used to verify the export. Defaults to None: a
+            batch is generated from the input specs when they are numeric.
+        explanation_spec: an `ExplanationSpec` or its config dict. Defaults to
+            None: every input a numeric feature with zero baseline, integrated
+            gradients with 50 steps.
+        legacy_metadata: also write the legacy AI Platform
+            `explanation_metadata.json`. Defaults to False.
+        track: extra trackables (e.g. lookup tables) used by your functions.
+        verify: reload and check the export after writing. Defaults to True.
+        rtol, atol: tolerances of the output comparisons.
+        overwrite: replace a non-empty `export_dir` that is not an export of
+            ours. Defaults to False.
+
+    Functions may be a `tf.function` with an `input_signature`, a concrete
+    function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        serving_fn=None,
+        preprocess_fn=None,
+        model_fn=None,
+        extra_signatures=None,
+        output_key=None,
+        sample=None,
+        explanation_spec=None,
+        legacy_metadata=False,
+        track=None,
+        verify=True,
+        rtol=1e-4,
+        atol=1e-5,
+        overwrite=False,
+    ):
+        from xai_callback.spec import ExplanationSpec
+
+        if extra_signatures is not None and not isinstance(extra_signatures, dict):
+            raise TypeError(
+                "extra_signatures must be a dict {name: function}; received "
+                f"{extra_signatures!r} of type {type(extra_signatures).__name__}."
+            )
+        for name in extra_signatures or {}:
+            if name in RESERVED_SIGNATURES:
+                raise ValueError(
+                    f"extra_signatures uses the reserved name {name!r}; pass it as "
+                    "serving_fn / model_fn / preprocess_fn instead, and use another "
+                    "name for additional signatures."
+                )
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"extra_signatures has an invalid name {name!r}.")
+        if output_key is not None and not isinstance(output_key, str):
+            raise TypeError(f"output_key must be a string; received {output_key!r}.")
+        if sample is not None and not isinstance(sample, dict):
+            raise TypeError(
+                "sample must be a dict {input_name: batch} in serving_default's "
+                f"input format; received {type(sample).__name__}."
+            )
+        if not (isinstance(rtol, (int, float)) and rtol >= 0 and isinstance(atol, (int, float)) and atol >= 0):
+            raise ValueError(f"rtol and atol must be non-negative numbers; received rtol={rtol!r}, atol={atol!r}.")
+        self.model = model
+        self.output_key = output_key
+        self.sample = sample
+        self.explanation_spec = ExplanationSpec.coerce(explanation_spec)
+        self.legacy_metadata = bool(legacy_metadata)
+        self.track = list(track or [])
+        self.verify = verify
+        self.rtol, self.atol = rtol, atol
+        self.overwrite = overwrite
+        self._raw = {
+            "serving_fn": serving_fn,
+            "preprocess_fn": preprocess_fn,
+            "model_fn": model_fn,
+        }
+        self._raw_extra = dict(extra_signatures or {})
+        self._prepared = False
+
+    # -- building -----------------------------------------------------------
+
+    def prepare(self):
+        """Traces all signatures and checks them; writes nothing.
+
+        Raises:
+            SignatureError: a function does not trace, the preprocess output
+                does not match the model input, `output_key` is unknown, ...
+            SpecError: the explanation spec does not fit the signatures.
+        """
+        if self._prepared:
+            return self
+        model_fn = as_signature_function(self._raw["model_fn"], "model_fn")
+        if model_fn is None:
+            model_fn = model_signature_function(self.model, name="model_fn")
+        preprocess = as_signature_function(self._raw["preprocess_fn"], "preprocess_fn")
+        serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
+        extras = {
+            name: as_signature_function(fn, f"extra_signatures[{name!r}]")
+            for name, fn in self._raw_extra.items()
+        }
+        model_outputs = model_fn.output_specs()
+        if self.output_key is not None and self.output_key not in model_outputs:
+            raise SignatureError(
+                f"output_key={self.output_key!r} is not an output of the model; "
+                f"its outputs are {sorted(model_outputs)}."
+            )
+        if preprocess is not None:
+            check_preprocess_output(preprocess, model_fn)
+        if serving is None:
+            serving = compose(preprocess, model_fn) if preprocess else model_fn
+        serving.concrete_function()
+        for fn in extras.values():
+            fn.concrete_function()
+        self.functions = {SERVING_DEFAULT: serving, XAI_MODEL: model_fn}
+        if preprocess is not None:
+            self.functions[XAI_PREPROCESS] = preprocess
+        self.functions.update(extras)
+        # The spec is checked against the live signatures now and against the
+        # reloaded ones after writing.
+        self.explanation_spec.build(
+            dict(model_fn.input_specs), model_outputs, output_key=self.output_key
+        )
+        self._sample = self._resolve_sample(serving)
+        self._prepared = True
+        return self
+
+    def _resolve_sample(self, serving):
+        if self.sample is not None:
+            missing = sorted(set(serving.input_specs) - set(self.sample))
+            if missing:
+                raise ValueError(
+                    f"sample has keys {sorted(self.sample)} but serving_default takes "
+                    f"{sorted(serving.input_specs)} (missing: {missing})."
+                )
+            return {k: tf.convert_to_tensor(self.sample[k], serving.input_specs[k].dtype)
+                    for k in serving.input_specs}
+        if not self.verify:
+            return None
+        return generate_sample(serving.input_specs, owner=SERVING_DEFAULT)
+
+    # -- writing ------------------------------------------------------------
+
+    def export(self, export_dir, *, training_info=None):
+        """Writes the export to `export_dir`, verifies it and puts it in place.
+
+        Args:
+            export_dir: destination directory (local path or gfile URL).
+            training_info: optional dict recorded in the provenance file
+                (the callback passes the epoch and monitored value).
+
+        Returns:
+            An `ExportResult`.
+        """
+        self.prepare()
+        export_dir = str(export_dir)
+        placement.check_destination(export_dir, self.overwrite)
+        staging = placement.staging_path(export_dir)
+        try:
+            result = self._write(staging, training_info)
+            placement.place(staging, export_dir, overwrite=self.overwrite)
+        finally:
+            storage.rmtree(staging)
+        result.path = export_dir
+        return result
+
+    def _write(self, path, training_info):
+        self._write_saved_model(path)
+        if self.verify:
+            # Metadata is derived from what was actually saved, after reloading.
+            signatures = tf.saved_model.load(path).signatures
+            self._verify(signatures)
+        else:
+            signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
+        inputs, outputs = signature_io(signatures[XAI_MODEL])
+        metadata, parameters = self.explanation_spec.build(inputs, outputs, output_key=self.output_key)
+        if self.verify:
+            from xai_callback.spec import probe_gradients
+
+            probe_gradients(signatures[XAI_MODEL], metadata, parameters, self._model_sample(signatures))
+        storage.makedirs(join(path, ASSETS_EXTRA))
+        storage.write_json(extra_path(path, VERTEX_METADATA_FILE), metadata)
+        storage.write_json(extra_path(path, VERTEX_PARAMETERS_FILE), parameters)
+        if self.legacy_metadata:
+            from xai_callback.spec import to_legacy_metadata
+
+            storage.write_json(join(path, LEGACY_METADATA_FILE), to_legacy_metadata(metadata, parameters))
+        if self._sample is not None:
+            storage.write_json(extra_path(path, SAMPLE_FILE), encode_tensor_dict(self._sample))
+        record = build_provenance(
+            list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info
+        )
+        write_provenance(path, record)
+        described = {name: signature_io(fn) for name, fn in signatures.items()}
+        return ExportResult(path, described, metadata, parameters, record)
+
+    def _write_saved_model(self, path):
+        archive = keras_module().export.ExportArchive()
+        archive.track(self.model)
+        for obj in self.track:
+            archive.track(obj)
+        for fn in self.functions.values():
+            if isinstance(fn.fn, tf.__internal__.tracking.Trackable) and not isinstance(
+                fn.fn, tf.types.experimental.GenericFunction
+            ):
+                archive.track(fn.fn)
+        for name, fn in self.functions.items():
+            fn.concrete_function()
+            archive.add_endpoint(name, fn.tf_function)
+        try:
+            archive.write_out(path, verbose=False)
+        except AssertionError as e:
+            if "untracked resource" in str(e).lower() or "untracked" in str(e).lower():
+                raise SignatureError(
+                    "A signature uses a resource (e.g. a lookup table) that is not "
+                    "tracked by the model; pass it with track=[...]. TensorFlow said: "
+                    f"{e}"
+                ) from e
+            raise
+
+    def _model_sample(self, signatures):
+        """A batch of `xai_model` inputs for the gradient probe."""
+        if self._sample is None:
+            return None
+        if XAI_PREPROCESS in signatures:
+            return signatures[XAI_PREPROCESS](**self._sample)
+        inputs, _ = signature_io(signatures[XAI_MODEL])
+        if set(inputs) <= set(self._sample):
+            return {k: self._sample[k] for k in inputs}
+        return generate_sample(inputs, owner=XAI_MODEL)
+
+    def _verify(self, signatures):
+        check_signature_set(signatures)
+        expected_names = sorted(self.functions)
+        if sorted(signatures) != expected_names:
+            raise ExportVerificationError(
+                f"The reloaded export has signatures {sorted(signatures)}, expected "
+                f"{expected_names}."
+            )
+        for name, fn in self.functions.items():
+            saved_in, saved_out = signature_io(signatures[name])
+            live_in, live_out = signature_io(fn.concrete_function())
+            for kind, saved, live in (("input", saved_in, live_in), ("output", saved_out, live_out)):
+                if sorted(saved) != sorted(live):
+                    raise ExportVerificationError(
+                        f"Signature '{name}' has {kind} keys {sorted(saved)} after "
+                        f"reloading, expected {sorted(live)}.",
+                        signature=name,
+                    )
+                for key in saved:
+                    if not same_spec(saved[key], live[key]):
+                        raise ExportVerificationError(
+                            f"Signature '{name}' {kind} '{key}' is "
+                            f"{describe_spec(saved[key])} after reloading, expected "
+                            f"{describe_spec(live[key])}.",
+                            signature=name,
+                            key=key,
+                        )
+        check_preprocess_feeds_model(signatures)
+        if self._sample is not None:
+            expected = self.functions[SERVING_DEFAULT].call_dict(self._sample)
+            check_serving_identity(
+                signatures, self._sample, expected=_to_numpy(expected), rtol=self.rtol, atol=self.atol
+            )
+
+
+def _to_numpy(tensors):
+    return {k: np.asarray(v) for k, v in tensors.items()}
+
+
+def generate_sample(specs, owner, rows=GENERATED_SAMPLE_ROWS, seed=0):
+    """A deterministic batch for numeric input specs.
+
+    Raises:
+        ValueError: an input is a string (cannot be generated): the caller
+            must pass `sample=`.
+    """
+    rng = np.random.default_rng(seed)
+    sample = {}
+    for key, spec in specs.items():
+        if spec.dtype == tf.string:
+            raise ValueError(
+                f"'{owner}' takes string input '{key}', which cannot be generated to "
+                "verify the export: pass sample={...} with a few real inputs in "
+                f"'{owner}' format (e.g. sample={{'{key}': [...]}}), or verify=False."
+            )
+        shape = [rows if i == 0 and d is None else (d if d is not None else 8)
+                 for i, d in enumerate(spec.shape.as_list() or [])]
+        if spec.dtype.is_floating:
+            value = rng.uniform(0.0, 1.0, size=shape)
+        elif spec.dtype.is_bool:
+            value = np.zeros(shape, bool)
+        else:
+            value = np.zeros(shape)
+        sample[key] = tf.constant(value, dtype=spec.dtype)
+    return sample
+
+
+def export_explainable_model(model, export_dir, **options):
+    """Writes an explanation-ready SavedModel of `model` to `export_dir`.
+
+    Signatures: `serving_default`, `xai_model` (the differentiable core) and,
+    with `preprocess_fn`, `xai_preprocess`; Vertex AI explanation metadata and
+    parameters under `assets.extra/`. The export is reloaded and verified.
+
+    Example:
+
+    ```python
+    result = xai_callback.export_explainable_model(model, "exports/churn")
+    print(result.describe())
+    ```
+
+    Args:
+        model: a built Keras model.
+        export_dir: destination directory; local path or gfile URL (`gs://`).
+        **options: see `ExplainableExporter`.
+
+    Returns:
+        An `ExportResult`.
+    """
+    return ExplainableExporter(model, **options).export(export_dir)
