@@ -52,7 +52,8 @@ def build_model():
     x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    # Flatten keeps where the square is; global pooling would throw that away.
+    x = keras.layers.Flatten()(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -62,7 +63,7 @@ def build_model():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export-dir", default="exports/image_bytes")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
 
     images, labels = make_images()
@@ -70,22 +71,22 @@ def main(argv=None):
     sample = {"image_bytes": encode(images[:2], "png") + encode(images[2:4], "jpeg")}
     callback = xai_callback.XaiExportCallback(
         args.export_dir,
-        monitor="val_accuracy",
+        monitor="val_loss",
         save_best_only=True,
         preprocess_fn=decode_images,
         sample=sample,
-        explanation_spec={
-            "features": [{"name": "image", "input_key": "image", "modality": "image",
-                          "visualization": {"type": "OUTLINES", "polarity": "POSITIVE"}}],
-            "output": {"key": "probabilities",
-                       "index_display_name_mapping": ["top_left", "bottom_right"]},
-            "method": {"xrai": {"step_count": 20}},
-        },
+        explanation_spec=xai_callback.ExplanationSpec(
+            features=[xai_callback.Feature(
+                "image", modality="image",
+                visualization=xai_callback.Visualization(type="OUTLINES", polarity="POSITIVE"))],
+            output=xai_callback.Output(
+                "probabilities", index_display_name_mapping=["top_left", "bottom_right"]),
+            method=xai_callback.XRAI(step_count=20),
+        ),
         verbose=1,
     )
     model.fit(images.astype("float32") / 255.0, labels, validation_split=0.25,
               epochs=args.epochs, batch_size=32, callbacks=[callback], verbose=0)
-    print(callback.last_export.describe())
     loaded = tf.saved_model.load(args.export_dir)
     probs = loaded.signatures["serving_default"](image_bytes=tf.constant(sample["image_bytes"]))
     print("serving_default on 2 PNG + 2 JPEG:", np.round(probs["probabilities"].numpy(), 3).tolist())

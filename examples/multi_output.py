@@ -47,7 +47,6 @@ def main(argv=None):
     model.fit(x, {"price": price, "category": category}, epochs=args.epochs,
               batch_size=64, callbacks=[callback], verbose=0)
     result = callback.last_export
-    print(result.describe())
     print("explained output:", list(result.metadata["outputs"].values()))
 
 

@@ -62,17 +62,17 @@ def main(argv=None):
         save_best_only=True,
         preprocess_fn=parse_csv,
         sample=sample,
-        explanation_spec={
-            "features": [{"name": "features", "input_key": "features",
-                          "baselines": [np.median(x, axis=0).tolist()]}],
-        },
+        # Attributions relative to a typical customer rather than all zeros.
+        explanation_spec=xai_callback.ExplanationSpec(
+            features=[xai_callback.Feature("features", baselines=np.median(x, axis=0))],
+            method=xai_callback.IntegratedGradients(step_count=50),
+        ),
         verbose=1,
     )
     model.fit(x, y, validation_split=0.25, epochs=args.epochs, batch_size=64,
               callbacks=[callback], verbose=0)
 
     print(f"\nBest epoch: {callback.best_epoch + 1}")
-    print(callback.last_export.describe())
     show_predictions(args.export_dir, sample)
 
 

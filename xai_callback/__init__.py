@@ -7,6 +7,7 @@ work without `fit`.
 
 from xai_callback._version import __version__
 from xai_callback.errors import (
+    DestinationError,
     ExportFailedError,
     ExportVerificationError,
     SignatureError,
@@ -15,11 +16,32 @@ from xai_callback.errors import (
 from xai_callback.export import ExplainableExporter, ExportResult, export_explainable_model
 from xai_callback.receivers import parsing_receiver, raw_receiver
 from xai_callback.signatures import SignatureFunction
+from xai_callback.spec import (
+    XRAI,
+    ExplanationSpec,
+    Feature,
+    FeatureValueDomain,
+    IntegratedGradients,
+    Output,
+    SampledShapley,
+    SmoothGrad,
+    Visualization,
+)
 from xai_callback.callbacks import XaiExportCallback
 
 __all__ = [
     "__version__",
+    "DestinationError",
     "ExplainableExporter",
+    "ExplanationSpec",
+    "Feature",
+    "FeatureValueDomain",
+    "IntegratedGradients",
+    "Output",
+    "SampledShapley",
+    "SmoothGrad",
+    "Visualization",
+    "XRAI",
     "ExportFailedError",
     "ExportResult",
     "ExportVerificationError",
