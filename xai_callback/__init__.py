@@ -28,6 +28,7 @@ from xai_callback.spec import (
     Visualization,
 )
 from xai_callback.callbacks import XaiExportCallback
+from xai_callback.validation import RuleResult, ValidationReport, validate
 
 __all__ = [
     "__version__",
@@ -48,8 +49,11 @@ __all__ = [
     "SignatureError",
     "SignatureFunction",
     "SpecError",
+    "RuleResult",
+    "ValidationReport",
     "XaiExportCallback",
     "export_explainable_model",
     "parsing_receiver",
     "raw_receiver",
+    "validate",
 ]

@@ -38,5 +38,8 @@ def join(*parts):
     """Joins path parts with `/`, which works for local paths and URLs alike."""
     head, *rest = [str(p) for p in parts]
     for part in rest:
-        head = head.rstrip("/") + "/" + part.lstrip("/")
+        if head.endswith("://"):  # a scheme root such as "ram://"
+            head = head + part.lstrip("/")
+        else:
+            head = head.rstrip("/") + "/" + part.lstrip("/")
     return head

@@ -50,18 +50,25 @@ def explained_signature_name(signatures):
 
 
 def check_signature_set(signatures):
-    """The signature set is one the service can use.
+    """The signature set is one the service can use (both rules below)."""
+    check_serving_default_present(signatures)
+    check_xai_model_present(signatures)
 
-    Rules: `serving_default` exists; with more than one signature `xai_model`
-    exists; `xai_preprocess` is never alone without `xai_model`.
-    """
-    names = sorted(signatures.keys())
+
+def check_serving_default_present(signatures):
+    """`serving_default` exists: serving systems and the service call it."""
     if SERVING_DEFAULT not in signatures:
         raise ExportVerificationError(
-            f"The export has no '{SERVING_DEFAULT}' signature (found: {names}). "
-            "Serving systems and the explanation service call it by default.",
+            f"The export has no '{SERVING_DEFAULT}' signature (found: "
+            f"{sorted(signatures.keys())}). Serving systems and the explanation "
+            "service call it by default.",
             signature=SERVING_DEFAULT,
         )
+
+
+def check_xai_model_present(signatures):
+    """With more than one signature, one is named `xai_model`."""
+    names = sorted(signatures.keys())
     if len(names) > 1 and XAI_MODEL not in signatures:
         raise ExportVerificationError(
             f"The export has {len(names)} signatures {names} but no '{XAI_MODEL}'. "

@@ -1,0 +1,1 @@
+"""Subcommands of the `xai-callback` command line."""

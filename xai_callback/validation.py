@@ -1,0 +1,401 @@
+"""`validate(export_dir)`: checks any SavedModel against the explanation contract.
+
+One `RuleResult` per contract rule, so a user sees every problem at once
+rather than the first. Works on exports this package did not write: without
+metadata files the metadata rules check the defaults and say so. Signature
+checks come from `verify`, metadata checks from `spec`; this module only
+gathers the inputs and turns exceptions into results.
+"""
+
+from dataclasses import asdict, dataclass
+
+import tensorflow as tf
+
+from xai_callback import storage, verify
+from xai_callback.errors import ExportVerificationError, SpecError
+from xai_callback.samples import explained_inputs_from_sample, generate_sample
+from xai_callback.layout import (
+    SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, XAI_MODEL,
+    XAI_PREPROCESS, extra_path)
+from xai_callback.spec import crosscheck
+from xai_callback.spec.explanation_spec import ExplanationSpec
+from xai_callback.spec.metadata import check_metadata_fields, output_from_metadata
+from xai_callback.spec.methods import check_one_method
+from xai_callback.spec.parameters import check_parameter_fields
+from xai_callback.spec.probe import probe_gradients
+from xai_callback.tensor_io import decode_tensor_dict
+
+# Errors that mean "this rule is broken", as opposed to bugs in this package.
+_RULE_ERRORS = (SpecError, TypeError, ExportVerificationError)
+# Errors of running a signature on a sample (wrong keys, dtypes, shapes).
+_RUN_ERRORS = (tf.errors.OpError, TypeError, ValueError)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one contract rule.
+
+    `skipped` results count as passed (nothing was found wrong) but say in
+    `reason` why the rule could not be checked.
+    """
+
+    rule: str
+    passed: bool
+    reason: str
+    skipped: bool = False
+
+    @property
+    def status(self):
+        return "SKIP" if self.skipped else ("PASS" if self.passed else "FAIL")
+
+
+class ValidationReport:
+    """Results of `validate`, one per rule, in the order of `RULES`."""
+
+    def __init__(self, export_dir, results):
+        self.export_dir = export_dir
+        self.results = list(results)
+
+    @property
+    def ok(self):
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self):
+        return [r for r in self.results if not r.passed]
+
+    def __getitem__(self, rule):
+        for result in self.results:
+            if result.rule == rule:
+                return result
+        raise KeyError(rule)
+
+    def to_dict(self):
+        return {"export_dir": self.export_dir, "ok": self.ok,
+                "rules": [{**asdict(r), "status": r.status} for r in self.results]}
+
+    def __str__(self):
+        skipped = sum(r.skipped for r in self.results)
+        head = (f"{self.export_dir}: explanation-ready, {len(self.results)} rules pass"
+                if self.ok else
+                f"{self.export_dir}: NOT explanation-ready, {len(self.failures)} of "
+                f"{len(self.results)} rules fail")
+        if skipped:
+            head += f" ({skipped} not checked)"
+        width = max(len(r.rule) for r in self.results)
+        lines = [f"  {r.status}  {r.rule:<{width}}  {r.reason}" for r in self.results]
+        return "\n".join([head, *lines])
+
+    def raise_for_failures(self):
+        """Raises `ExportVerificationError` listing the failed rules, if any."""
+        if not self.ok:
+            raise ExportVerificationError(str(self))
+
+
+@dataclass
+class _Export:
+    """What the rules read, gathered once."""
+
+    export_dir: str
+    signatures: object
+    loaded: object  # keeps the signatures' variables alive
+    explained: str = None  # name of the explained signature, if it exists
+    inputs: dict = None
+    outputs: dict = None
+    sample: dict = None  # serving_default inputs
+    sample_source: str = None
+    sample_error: str = None
+    metadata: dict = None
+    metadata_source: str = None
+    metadata_error: str = None
+    parameters: dict = None
+    parameters_source: str = None
+    parameters_error: str = None
+
+
+def validate(export_dir, sample=None):
+    """Checks a SavedModel against every rule of the explanation contract.
+
+    Args:
+        export_dir: SavedModel directory (local, gs://, ram://, ...).
+        sample: optional `{serving_default input key: array}` small batch;
+            defaults to the one stored in `assets.extra/xai_sample.json`.
+
+    Returns:
+        A `ValidationReport`; `report.ok` is True when every rule passes.
+
+    Raises:
+        FileNotFoundError: `export_dir` is missing or holds no SavedModel.
+    """
+    export_dir = str(export_dir)
+    require_saved_model(export_dir)
+    loaded = tf.saved_model.load(export_dir)
+    export = _Export(export_dir, loaded.signatures, loaded)
+    _read_signature_io(export)
+    _read_sample(export, sample)
+    _read_explanation(export)
+    results = {}
+    for name, rule in RULES:
+        results[name] = rule(export, results)
+    return ValidationReport(export_dir, results.values())
+
+
+def require_saved_model(export_dir):
+    """Raises FileNotFoundError unless `export_dir` holds a SavedModel."""
+    if not storage.exists(export_dir):
+        raise FileNotFoundError(f"No such export directory: {export_dir}")
+    if not tf.saved_model.contains_saved_model(export_dir):
+        raise FileNotFoundError(
+            f"{export_dir} is not a SavedModel directory (no saved_model.pb or "
+            "saved_model.pbtxt in it).")
+
+
+def _read_signature_io(export):
+    name = verify.explained_signature_name(export.signatures)
+    if name in export.signatures:
+        export.explained = name
+        export.inputs, export.outputs = verify.signature_io(export.signatures[name])
+
+
+def _read_sample(export, sample):
+    if sample is not None:
+        export.sample_source = "the given sample"
+        specs = (verify.signature_io(export.signatures[SERVING_DEFAULT])[0]
+                 if SERVING_DEFAULT in export.signatures else {})
+        export.sample = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype if k in specs else None)
+                         for k, v in sample.items()}
+        return
+    path = extra_path(export.export_dir, SAMPLE_FILE)
+    if not storage.exists(path):
+        return
+    export.sample_source = f"the stored sample ({path})"
+    try:
+        export.sample = decode_tensor_dict(storage.read_json(path))
+    except (ValueError, KeyError, TypeError, tf.errors.OpError) as e:
+        export.sample_error = f"cannot decode {path}: {e}"
+
+
+def _read_explanation(export):
+    default = ExplanationSpec()
+
+    def default_metadata():
+        if export.inputs is None:
+            raise SpecError("the export has no explained signature to derive them from")
+        return default.to_vertex(export.inputs, export.outputs)[0]
+
+    export.metadata, export.metadata_source, export.metadata_error = _read_json_or_default(
+        export, VERTEX_METADATA_FILE, default_metadata,
+        "the default metadata (every input a numeric feature, zero baseline, the single output)")
+    export.parameters, export.parameters_source, export.parameters_error = _read_json_or_default(
+        export, VERTEX_PARAMETERS_FILE, default.parameters_json,
+        "the default parameters (integrated gradients, 50 steps)")
+
+
+def _read_json_or_default(export, filename, make_default, default_text):
+    """`(value, source, error)`: the stored JSON, else the default, else why not."""
+    path = extra_path(export.export_dir, filename)
+    if storage.exists(path):
+        try:
+            return storage.read_json(path), f"from {path}", None
+        except ValueError as e:  # json.JSONDecodeError
+            return None, f"from {path}", f"{path} is not valid JSON: {e}"
+    source = f"no {filename} in the export, so checked {default_text}"
+    try:
+        return make_default(), source, None
+    except SpecError as e:
+        return None, source, f"{source}, which do not apply: {e}"
+
+
+def _result(rule, check):
+    """Runs `check()` (returns the pass reason) and records how it went."""
+    try:
+        return RuleResult(rule, True, check())
+    except _RULE_ERRORS as e:
+        return RuleResult(rule, False, str(e))
+
+
+def _skip(rule, reason):
+    return RuleResult(rule, True, f"not checked: {reason}", skipped=True)
+
+
+def _rule_signature_set(export, done):
+    def check():
+        verify.check_serving_default_present(export.signatures)
+        return f"signatures {sorted(export.signatures.keys())} include '{SERVING_DEFAULT}'"
+    return _result("signature_set", check)
+
+
+def _rule_xai_model(export, done):
+    def check():
+        verify.check_xai_model_present(export.signatures)
+        return f"the service explains '{export.explained}'"
+    return _result("xai_model_present", check)
+
+
+def _rule_preprocess(export, done):
+    if XAI_PREPROCESS not in export.signatures:
+        return RuleResult("preprocess_feeds_model", True,
+                          f"no '{XAI_PREPROCESS}' signature: nothing to match")
+
+    def check():
+        verify.check_preprocess_feeds_model(export.signatures)
+        return f"'{XAI_PREPROCESS}' outputs equal '{XAI_MODEL}' inputs in keys, dtypes and shapes"
+    return _result("preprocess_feeds_model", check)
+
+
+def _rule_serving_identity(export, done):
+    rule = "serving_identity"
+    if export.sample_error:
+        return RuleResult(rule, False, export.sample_error)
+    if export.sample is None:
+        return _skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
+    if not (done["signature_set"].passed and done["preprocess_feeds_model"].passed
+            and export.explained):
+        return _skip(rule, "the signature rules above fail")
+
+    def check():
+        try:
+            verify.check_serving_identity(export.signatures, export.sample)
+        except _RUN_ERRORS as e:
+            raise ExportVerificationError(
+                f"running the signatures on {export.sample_source} failed: "
+                f"{type(e).__name__}: {_first_line(e)}") from e
+        if export.explained == SERVING_DEFAULT:
+            return f"serving_default is the explained signature; it runs on {export.sample_source}"
+        return (f"serving_default == {export.explained}"
+                f"{' o xai_preprocess' if XAI_PREPROCESS in export.signatures else ''} "
+                f"on {export.sample_source}")
+    return _result(rule, check)
+
+
+def _rule_metadata_format(export, done):
+    if export.metadata is None:
+        return RuleResult("metadata_format", False, export.metadata_error)
+
+    def check():
+        check_metadata_fields(export.metadata)
+        output = output_from_metadata(export.metadata)
+        return (f"{len(export.metadata['inputs'])} feature(s), output "
+                f"{output.key!r}; {export.metadata_source}")
+    return _result("metadata_format", check)
+
+
+def _metadata_blocker(export, done):
+    """Why metadata rules cannot run, or None."""
+    if export.inputs is None:
+        return "the export has no explained signature"
+    if not done["metadata_format"].passed:
+        return "the metadata does not parse (see metadata_format)"
+    return None
+
+
+def _rule_metadata_names(export, done):
+    blocker = _metadata_blocker(export, done)
+    if blocker:
+        return _skip("metadata_names", blocker)
+
+    def check():
+        crosscheck.check_names(export.metadata, export.inputs, export.outputs)
+        return (f"tensor names are keys of '{export.explained}' (inputs "
+                f"{sorted(export.inputs)}, outputs {sorted(export.outputs)})")
+    return _result("metadata_names", check)
+
+
+def _rule_parameter_ranges(export, done):
+    if export.parameters is None:
+        return RuleResult("parameter_ranges", False, export.parameters_error)
+
+    def check():
+        check_parameter_fields(export.parameters)
+        if not _metadata_blocker(export, done) and done["metadata_names"].passed:
+            crosscheck.check_noise_sigma_names(export.metadata, export.parameters)
+            crosscheck.check_output_indices_fit(export.metadata, export.parameters,
+                                                export.outputs)
+        return f"counts and options in range; {export.parameters_source}"
+    return _result("parameter_ranges", check)
+
+
+def _rule_one_method(export, done):
+    if export.parameters is None:
+        return RuleResult("one_method", False, export.parameters_error)
+    return _result("one_method", lambda: f"method {check_one_method(export.parameters)}")
+
+
+def _rule_baselines(export, done):
+    blocker = _metadata_blocker(export, done)
+    if blocker:
+        return _skip("baselines", blocker)
+
+    def check():
+        crosscheck.check_baselines(export.metadata, export.inputs)
+        return "1-10 baselines per feature, each a scalar or one example's shape"
+    return _result("baselines", check)
+
+
+def _rule_differentiability(export, done):
+    rule = "differentiability"
+    blocker = _metadata_blocker(export, done)
+    if blocker or not done["metadata_names"].passed or not done["one_method"].passed:
+        return _skip(rule, blocker or "the metadata names or the method are wrong (see above)")
+    try:
+        crosscheck.check_method_inputs(export.metadata, export.parameters, export.inputs)
+        model_inputs, source = _model_inputs(export)
+        largest = probe_gradients(export.signatures[export.explained], export.metadata,
+                                  export.parameters, model_inputs)
+    except SpecError as e:
+        return RuleResult(rule, False, str(e))
+    except _RUN_ERRORS as e:
+        # The model would not run on the probe batch: that says nothing about
+        # gradients, so the rule is not checked rather than failed.
+        return _skip(rule, f"running '{export.explained}' on a probe batch failed "
+                           f"({type(e).__name__}: {_first_line(e)}); store a sample in the "
+                           "export or pass `sample=`")
+    if not largest:
+        return RuleResult(rule, True, "sampled Shapley takes no gradients")
+    return RuleResult(rule, True, f"gradients reach every feature on {source}; max |grad|: "
+                      + ", ".join(f"{k}={v:.3g}" for k, v in largest.items()))
+
+
+def _model_inputs(export):
+    """A batch of explained-signature inputs: from the sample, else generated."""
+    if export.sample is not None:
+        try:
+            inputs = explained_inputs_from_sample(export.signatures, export.sample)
+        except _RUN_ERRORS:
+            inputs = None  # serving_identity reports it; probe on a generated batch instead
+        if inputs is not None:
+            through = f" through {XAI_PREPROCESS}" if XAI_PREPROCESS in export.signatures else ""
+            return inputs, export.sample_source + through
+    return (generate_sample(export.inputs, owner=export.explained),
+            "a generated batch (uniform floats in [0, 1))")
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+# The contract's rules, in report order:
+#   signature_set           serving_default exists
+#   xai_model_present       more than one signature -> one is named xai_model
+#   preprocess_feeds_model  xai_preprocess outputs == xai_model inputs (keys, dtypes, shapes)
+#   serving_identity        serving_default(x) == xai_model(**xai_preprocess(x)) on a sample
+#   metadata_format         the metadata is Vertex v1 JSON with valid fields and enums
+#   metadata_names          tensor names are keys of the explained signature; name lists fit
+#   parameter_ranges        counts, sigmas, topK, outputIndices in range
+#   one_method              exactly one attribution method
+#   baselines               1-10 baselines each, scalar or one example's shape
+#   differentiability       XRAI on images; gradient methods reach every feature (probe)
+RULES = (
+    ("signature_set", _rule_signature_set),
+    ("xai_model_present", _rule_xai_model),
+    ("preprocess_feeds_model", _rule_preprocess),
+    ("serving_identity", _rule_serving_identity),
+    ("metadata_format", _rule_metadata_format),
+    ("metadata_names", _rule_metadata_names),
+    ("parameter_ranges", _rule_parameter_ranges),
+    ("one_method", _rule_one_method),
+    ("baselines", _rule_baselines),
+    ("differentiability", _rule_differentiability),
+)
+
