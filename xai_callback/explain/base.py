@@ -1,0 +1,255 @@
+"""Shared base of the attribution methods, and the batched row engine.
+
+Each method builds "rows": model inputs on a path from a baseline to an
+instance (interpolation steps for integrated gradients, feature coalitions for
+Shapley). The engine sends rows of all instances, outputs, baselines and steps
+through the model in a few large calls of at most `max_rows_per_call` rows, so
+the per-call overhead of a SavedModel signature is paid a handful of times,
+not once per step.
+
+A method is one module with one `AttributionAlgorithm` subclass; defining the
+subclass registers it (see `method_classes`).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from xai_callback.errors import SpecError
+from xai_callback.explain.errors import MethodNotSupportedError
+
+# Default chunk size: at most this many input values (summed over all input
+# tensors) per call, i.e. 4 MB of float32 inputs; activations are a multiple.
+# Larger chunks bought no speed on CPU in benchmarks/bench_explain.py.
+MAX_VALUES_PER_CALL = 2**20
+MAX_ROWS_PER_CALL = 8192
+# `approximationError` above this makes `explain` warn (the service's advice).
+APPROXIMATION_ERROR_WARNING = 0.05
+
+_REGISTRY = []
+
+
+@dataclasses.dataclass
+class Problem:
+    """What to attribute, shared by all methods.
+
+    Attributes:
+        model_fn: `model_fn(**inputs) -> {key: tensor}`.
+        output_key: the explained output tensor.
+        inputs: `{key: tf.Tensor}` model inputs of the instances (batch first).
+        baselines: `{key: np.ndarray}` for each attributed input, shape
+            `[num_baselines, *example_shape]`; unattributed inputs keep their
+            instance values.
+        unit_instance: `[num_units]` int, the instance of each unit (a unit is
+            one instance and one explained output element).
+        unit_mask: `[num_units, *output_example_shape]` one-hot float mask
+            selecting the explained output element.
+        feature_names: `{key: feature name}` of the attributed inputs.
+        max_rows_per_call: chunk size in rows; None -> `default_rows_per_call`.
+        seed: seed of the random numbers a method draws.
+        progress: optional `progress(rows_done, rows_total)`.
+    """
+
+    model_fn: object
+    output_key: str
+    inputs: dict
+    baselines: dict
+    unit_instance: np.ndarray
+    unit_mask: np.ndarray
+    feature_names: dict
+    max_rows_per_call: int = None
+    seed: int = 0
+    progress: object = None
+
+    @property
+    def num_units(self):
+        return len(self.unit_instance)
+
+    @property
+    def num_baselines(self):
+        return next(iter(self.baselines.values())).shape[0]
+
+    @property
+    def attributed_keys(self):
+        return list(self.baselines)
+
+    def rows_per_call(self):
+        if self.max_rows_per_call is not None:
+            if int(self.max_rows_per_call) < 1:
+                raise ValueError(
+                    f"max_rows_per_call must be >= 1; received {self.max_rows_per_call!r}."
+                )
+            return int(self.max_rows_per_call)
+        return default_rows_per_call(self.inputs)
+
+
+@dataclasses.dataclass
+class MethodResult:
+    """Per unit: `attributions` `{key: [num_units, *example]}`, the model
+    output at the baselines (averaged), and the approximation error."""
+
+    attributions: dict
+    baseline_output: np.ndarray
+    approximation_error: np.ndarray
+
+
+class AttributionAlgorithm:
+    """Base class of attribution methods.
+
+    Subclasses set `name` (what users pass as `method=`), `parameters_key`
+    (the Vertex `ExplanationParameters` field) and `override_paths` (Python
+    keyword -> path in that field's JSON), and implement `from_config` and
+    `attribute`.
+
+    Example:
+
+    ```python
+    class MyMethod(AttributionAlgorithm):
+        name = "my-method"
+        parameters_key = "myMethodAttribution"
+        override_paths = {"step_count": ("stepCount",)}
+
+        @classmethod
+        def from_config(cls, config): ...
+
+        def attribute(self, problem): ...   # -> MethodResult
+    ```
+    """
+
+    name = None
+    parameters_key = None
+    override_paths = {}
+    # What lowers the approximation error, for the warning.
+    precision_advice = None
+    needs_gradients = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _REGISTRY.append(cls)
+
+    @classmethod
+    def accepts(cls, config):
+        """Whether a parameters entry under `parameters_key` means this method."""
+        return True
+
+    @classmethod
+    def from_config(cls, config):
+        raise NotImplementedError
+
+    def attribute(self, problem):
+        raise NotImplementedError
+
+    def check_inputs(self, problem):
+        """Refuses inputs the method cannot attribute (gradients need floats)."""
+        if not self.needs_gradients:
+            return
+        for key in problem.attributed_keys:
+            dtype = problem.inputs[key].dtype
+            if not dtype.is_floating:
+                raise MethodNotSupportedError(
+                    f"{self.name} needs gradients, but feature "
+                    f"'{problem.feature_names[key]}' is model input '{key}' of dtype "
+                    f"{dtype.name}, which has none. Use method='sampled-shapley', or "
+                    "export a model whose explained inputs are decoded floats "
+                    "(decode ids/strings in xai_preprocess)."
+                )
+
+    def describe(self):
+        """Settings in force, e.g. `integrated-gradients(stepCount=50)`."""
+        return self.name
+
+
+def method_classes():
+    """Registered `AttributionAlgorithm` subclasses, in definition order."""
+    return list(_REGISTRY)
+
+
+def default_rows_per_call(inputs):
+    """Rows per call so one call's inputs hold ~`MAX_VALUES_PER_CALL` values."""
+    values_per_row = sum(max(1, int(np.prod(t.shape[1:]))) for t in inputs.values())
+    return int(np.clip(MAX_VALUES_PER_CALL // values_per_row, 1, MAX_ROWS_PER_CALL))
+
+
+def run_rows(problem, total_rows, build_rows, consume, gradients):
+    """Sends rows `[0, total_rows)` through the model in chunks.
+
+    Args:
+        problem: the `Problem`.
+        total_rows: number of rows.
+        build_rows: `build_rows(start, stop) -> (rows, unit)`: `{key: tensor}`
+            model inputs of rows `start..stop-1` and each row's unit index.
+        consume: `consume(start, stop, rows, values, grads)`: `values` is the
+            explained output per row, `grads` `{key: tensor}` its gradient with
+            respect to the attributed inputs (None without `gradients`).
+        gradients: whether to take gradients.
+    """
+    chunk = problem.rows_per_call()
+    masks = tf.constant(problem.unit_mask)
+    for start in range(0, total_rows, chunk):
+        stop = min(start + chunk, total_rows)
+        rows, unit = build_rows(start, stop)
+        mask = tf.gather(masks, unit)
+        if gradients:
+            watched = {key: rows[key] for key in problem.attributed_keys}
+            with tf.GradientTape() as tape:
+                tape.watch(watched)
+                values = _selected_output(problem, rows, mask)
+            grads = tape.gradient(values, watched)
+            grads = {
+                key: tf.zeros_like(watched[key]) if g is None else g for key, g in grads.items()
+            }
+        else:
+            values, grads = _selected_output(problem, rows, mask), None
+        consume(start, stop, rows, values, grads)
+        if problem.progress is not None:
+            problem.progress(stop, total_rows)
+
+
+def _selected_output(problem, rows, mask):
+    """The explained output element of each row, `[rows]`."""
+    output = problem.model_fn(**rows)[problem.output_key]
+    dtype = output.dtype if output.dtype.is_floating else tf.float32
+    output = tf.cast(output, dtype)
+    product = output * tf.cast(mask, dtype)
+    return tf.reduce_sum(tf.reshape(product, [tf.shape(product)[0], -1]), axis=1)
+
+
+def gather_instances(problem, instance_index):
+    """`{key: tensor}` of every model input for the given instance indices."""
+    return {key: tf.gather(value, instance_index) for key, value in problem.inputs.items()}
+
+
+def broadcast_rows(values, like):
+    """Reshapes a `[rows]` tensor to broadcast against `like` `[rows, ...]`."""
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
+def relative_gap(gap, instance_output, baseline_output):
+    """`|gap| / |f(x) - f(baseline)|`, the reported approximation error.
+
+    For integrated gradients `gap` is the completeness gap
+    `sum(attributions) - (f(x) - f(baseline))`, which is zero for the exact
+    path integral and shrinks as `stepCount` rises. A tiny term in the
+    denominator keeps an instance equal to its baseline from dividing by zero.
+    """
+    change = np.abs(np.asarray(instance_output, np.float64) - baseline_output)
+    scale = np.abs(instance_output) + np.abs(baseline_output)
+    return np.abs(gap) / (change + 1e-6 * scale + 1e-12)
+
+
+def summed(attributions):
+    """Sum of every unit's attributions over all features, `[num_units]`."""
+    return sum(a.reshape(a.shape[0], -1).sum(axis=1) for a in attributions.values())
+
+
+def positive_int(value, setting):
+    """`value` as an int >= 1, or a `SpecError` naming the setting."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != value or number < 1:
+        raise SpecError(f"{setting} must be an integer >= 1; received {value!r}.")
+    return number

@@ -1,0 +1,240 @@
+"""The explainer: preprocess, pick outputs, run a method, build the response.
+
+Works on any callables, so the same spec can explain an export's signatures
+and a live Keras model (`lambda **kw: {"out": model(kw)}`) alike.
+"""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from xai_callback.errors import SpecError
+from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, Problem
+from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
+from xai_callback.explain.settings import default_metadata, resolve_settings
+
+
+class Explainer:
+    """Computes explanations for a model function and a Vertex explanation spec.
+
+    Example:
+
+    ```python
+    explainer = Explainer(lambda **kw: {"out": model(kw["x"])}, metadata, parameters)
+    response = explainer.explain({"x": np.array([[1.0, 2.0]])})
+    ```
+
+    Args:
+        model_fn: `model_fn(**inputs) -> {key: tensor}`, the differentiable
+            model (`xai_model`).
+        metadata: Vertex `ExplanationMetadata` dict; None: every model input a
+            numeric feature with baseline 0, the single output.
+        parameters: Vertex `ExplanationParameters` dict; None: integrated
+            gradients with 50 steps.
+        preprocess_fn: optional `preprocess_fn(**raw) -> {key: tensor}` feeding
+            `model_fn` (`xai_preprocess`).
+        serving_fn: optional `serving_fn(**raw) -> {key: tensor}` whose outputs
+            are reported as `predictions` (default: `model_fn`'s outputs).
+    """
+
+    def __init__(self, model_fn, metadata=None, parameters=None, preprocess_fn=None,
+                 serving_fn=None):
+        self.model_fn = model_fn
+        self.metadata = metadata
+        self.parameters = parameters
+        self.preprocess_fn = preprocess_fn
+        self.serving_fn = serving_fn
+
+    def explain(self, inputs, *, method=None, max_rows_per_call=None, seed=0, progress=None,
+                **overrides):
+        """Explains a batch.
+
+        Args:
+            inputs: `{key: batched array}` for `preprocess_fn` (or `model_fn`).
+            method: method name overriding the parameters (e.g.
+                "integrated-gradients", "sampled-shapley", "smoothgrad").
+            max_rows_per_call: rows per model call (memory bound); None: sized
+                so one call's inputs hold about 1M values (at most 8192 rows).
+            seed: seed for Shapley permutations and SmoothGrad noise.
+            progress: optional `progress(rows_done, rows_total)` callback.
+            **overrides: see `xai_callback.explain.settings.resolve_settings`.
+
+        Returns:
+            `ExplainResponse`.
+        """
+        raw = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+        model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
+        model_outputs = dict(self.model_fn(**model_inputs))
+        metadata = self.metadata or default_metadata(model_inputs, model_outputs)
+        settings = resolve_settings(metadata, self.parameters, method=method, **overrides)
+        output_key = _check_output(settings.output, model_outputs)
+        output = np.asarray(model_outputs[output_key])
+        baselines = {
+            f.tensor_key: _baselines(f, model_inputs) for f in settings.features
+        }
+        _check_baseline_counts(settings.features, baselines)
+        units = [
+            (i, index)
+            for i in range(output.shape[0])
+            for index in _output_indices(output[i], settings, output_key)
+        ]
+        problem = Problem(
+            model_fn=self.model_fn,
+            output_key=output_key,
+            inputs=model_inputs,
+            baselines=baselines,
+            unit_instance=np.array([i for i, _ in units], np.int64),
+            unit_mask=_one_hot_masks(output, units),
+            feature_names={f.tensor_key: f.name for f in settings.features},
+            max_rows_per_call=max_rows_per_call,
+            seed=seed,
+            progress=progress,
+        )
+        settings.method.check_inputs(problem)
+        result = settings.method.attribute(problem)
+        _warn_if_imprecise(result.approximation_error, settings.method)
+        serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
+        return ExplainResponse(
+            explanations=_explanations(units, result, output, model_outputs, model_inputs, settings),
+            predictions=_predictions(serving_outputs),
+            method=settings.method.describe(),
+            metadata=metadata,
+        )
+
+
+def _check_output(output, model_outputs):
+    if output.tensor_key not in model_outputs:
+        raise SpecError(
+            f"Metadata output '{output.name}' names tensor '{output.tensor_key}', which the "
+            f"model does not return (outputs: {sorted(model_outputs)})."
+        )
+    return output.tensor_key
+
+
+def _baselines(feature, model_inputs):
+    """`[num_baselines, *example_shape]` baselines in the input's dtype."""
+    if feature.tensor_key not in model_inputs:
+        raise SpecError(
+            f"Metadata input '{feature.name}' names tensor '{feature.tensor_key}', which "
+            f"is not a model input (inputs: {sorted(model_inputs)})."
+        )
+    value = model_inputs[feature.tensor_key]
+    example = tuple(value.shape[1:])
+    dtype = object if value.dtype == tf.string else value.dtype.as_numpy_dtype
+    out = []
+    for baseline in feature.baselines:
+        if value.dtype == tf.string:
+            baseline = np.vectorize(lambda s: s.encode() if isinstance(s, str) else s,
+                                    otypes=[object])(np.asarray(baseline, object))
+        try:
+            out.append(np.broadcast_to(np.asarray(baseline, dtype=dtype), example))
+        except (ValueError, TypeError) as e:
+            raise SpecError(
+                f"Baseline of metadata input '{feature.name}' ({np.shape(baseline)} "
+                f"values) does not broadcast to one example of '{feature.tensor_key}' "
+                f"{list(example)}: {e}."
+            ) from e
+    return np.stack(out)
+
+
+def _check_baseline_counts(features, baselines):
+    """All features get the same number of baselines (single ones repeat)."""
+    counts = {len(b) for b in baselines.values()}
+    count = max(counts)
+    for feature in features:
+        got = len(baselines[feature.tensor_key])
+        if got == 1 and count > 1:
+            baselines[feature.tensor_key] = np.repeat(baselines[feature.tensor_key], count, axis=0)
+        elif got != count:
+            raise SpecError(
+                f"Metadata input '{feature.name}' has {got} baselines but another input "
+                f"has {count}: give each input one baseline or the same number."
+            )
+
+
+def _output_indices(output_row, settings, output_key):
+    """Explained indices of one instance's output: outputIndices, else topK."""
+    if output_row.ndim == 0:
+        return [()]
+    if settings.output_indices is not None:
+        indices = [tuple(np.atleast_1d(i).astype(int).tolist()) for i in settings.output_indices]
+        for index in indices:
+            if len(index) != output_row.ndim or any(
+                not 0 <= i < n for i, n in zip(index, output_row.shape)
+            ):
+                raise SpecError(
+                    f"outputIndices entry {list(index)} is outside output '{output_key}' "
+                    f"of shape {list(output_row.shape)} per instance."
+                )
+        return indices
+    order = np.argsort(-output_row.astype(np.float64), axis=None, kind="stable")
+    top_k = order.size if settings.top_k == -1 else settings.top_k
+    if top_k < 1:
+        raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
+    return [tuple(int(i) for i in np.unravel_index(j, output_row.shape)) for j in order[:top_k]]
+
+
+def _one_hot_masks(output, units):
+    masks = np.zeros((len(units),) + output.shape[1:], np.float32)
+    for u, (_, index) in enumerate(units):
+        masks[(u,) + index] = 1.0
+    return masks
+
+
+def _warn_if_imprecise(errors, method):
+    worst = np.nanmax(errors) if np.any(np.isfinite(errors)) else np.nan
+    if worst > APPROXIMATION_ERROR_WARNING:
+        warnings.warn(
+            f"approximationError reaches {worst:.3f} (> {APPROXIMATION_ERROR_WARNING}) with "
+            f"{method.describe()}: {method.precision_advice}.",
+            stacklevel=3,
+        )
+
+
+def _explanations(units, result, output, model_outputs, model_inputs, settings):
+    by_instance = [Explanation(attributions=[]) for _ in range(output.shape[0])]
+    names = _display_names(settings.output, model_outputs)
+    for u, (i, index) in enumerate(units):
+        by_instance[i].attributions.append(Attribution(
+            baseline_output_value=float(result.baseline_output[u]),
+            instance_output_value=float(output[(i,) + index]),
+            feature_attributions={
+                f.name: result.attributions[f.tensor_key][u] for f in settings.features
+            },
+            output_index=list(index),
+            output_display_name=names(i, index),
+            output_name=settings.output.name,
+            approximation_error=float(result.approximation_error[u]),
+        ))
+    values = {f.name: np.asarray(model_inputs[f.tensor_key]) for f in settings.features}
+    for i, explanation in enumerate(by_instance):
+        explanation.inputs = {name: value[i] for name, value in values.items()}
+    return by_instance
+
+
+def _display_names(output, model_outputs):
+    """`names(instance, index) -> str` from indexDisplayNameMapping or displayNameMappingKey."""
+    if output.index_display_names is not None:
+        table = np.asarray(output.index_display_names, dtype=object)
+        return lambda i, index: str(table[index]) if index else ""
+    if output.display_name_key:
+        if output.display_name_key not in model_outputs:
+            raise SpecError(
+                f"displayNameMappingKey '{output.display_name_key}' is not a model output "
+                f"(outputs: {sorted(model_outputs)})."
+            )
+        table = np.asarray(model_outputs[output.display_name_key])
+        return lambda i, index: to_json_value(table[(i,) + index]) if index else ""
+    return lambda i, index: ""
+
+
+def _predictions(outputs):
+    """Outputs in TF Serving's row format: bare values for a single output."""
+    arrays = {key: np.asarray(value) for key, value in outputs.items()}
+    count = len(next(iter(arrays.values())))
+    if len(arrays) == 1:
+        (only,) = arrays.values()
+        return [to_json_value(only[i]) for i in range(count)]
+    return [{key: to_json_value(a[i]) for key, a in sorted(arrays.items())} for i in range(count)]
+
