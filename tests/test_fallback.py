@@ -1,0 +1,180 @@
+"""A failed export at train end saves the weights first and says where, and why.
+
+Failures are real: a directory replaced by a file, an immutable directory
+(root ignores chmod, not `chattr +i`), a full tmpfs, a function that stops
+tracing, a name the file system refuses. Skipped only where the machine
+cannot produce the condition.
+"""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xai_callback import ExportFailedError, XaiExportCallback
+
+from models import N_FEATURES, mlp, tabular_data
+
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch):
+    """The system temp folder, redirected into the test's directory."""
+    folder = tmp_path / "systemp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+class AtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, action):
+        super().__init__()
+        self.action = action
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.action(self.model)
+
+
+def fit_expecting_failure(export_dir, *extra_callbacks, epochs=1, **options):
+    model = mlp(seed=3)
+    x, y = tabular_data(rows=32)
+    callback = XaiExportCallback(str(export_dir), **options)
+    with pytest.raises(ExportFailedError) as info:
+        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[*extra_callbacks, callback])
+    return model, info.value
+
+
+def assert_weights_kept(error, expected_weights, directory, cause):
+    path = error.fallback_path
+    assert os.path.dirname(path) == str(directory)
+    assert repr(path) in str(error) and cause in str(error)
+    restored = mlp(seed=99)
+    restored.load_weights(path)
+    for got, want in zip(restored.get_weights(), expected_weights):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_directory_replaced_by_a_file_falls_back_to_temp(tmp_path, temp_folder):
+    parent = tmp_path / "runs"
+    parent.mkdir()
+
+    def replace_with_file(model):
+        shutil.rmtree(parent)
+        parent.write_text("someone put a file here")
+
+    model, error = fit_expecting_failure(parent / "model", AtEpochEnd(replace_with_file))
+    assert_weights_kept(error, model.get_weights(), temp_folder, "which is a file")
+    assert parent.read_text() == "someone put a file here"
+
+
+@contextlib.contextmanager
+def unwritable(directory):
+    """Root ignores permission bits but not the immutable attribute."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield
+        finally:
+            directory.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(directory)]).returncode:
+        pytest.skip("cannot make a directory unwritable for root here (no chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def test_permission_denied_falls_back_to_temp(tmp_path, temp_folder):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    with unwritable(parent):
+        model, error = fit_expecting_failure(parent / "model")
+    assert_weights_kept(error, model.get_weights(), temp_folder, "ermission denied" if os.geteuid() else "not permitted")
+    assert os.listdir(parent) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs with ~48 KiB left: the weights fit, the SavedModel does not."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs CAP_SYS_ADMIN)")
+    try:
+        free = shutil.disk_usage(mount).free
+        (mount / "filler").write_bytes(b"\0" * (free - 48 * 1024))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_disk_full_falls_back_next_to_the_export(small_disk, temp_folder):
+    model, error = fit_expecting_failure(small_disk / "model")
+    assert_weights_kept(error, model.get_weights(), small_disk, "space")
+    assert sorted(os.listdir(small_disk)) == sorted(["filler", os.path.basename(error.fallback_path)])
+
+
+def test_signature_that_no_longer_traces_keeps_the_best_weights(tmp_path, temp_folder):
+    traces = []
+
+    def serve(feats):
+        traces.append(1)
+        if len(traces) > 1:  # fine at train begin, broken by train end
+            raise RuntimeError("the vocabulary file has gone")
+        return {"score": model_ref[0](feats, training=False)}
+
+    model_ref, best = [], []
+
+    def values(model):
+        epoch = len(best)
+        best.append([np.array(w) for w in model.get_weights()])
+        return [0.2, 0.9][epoch]
+
+    class Monitor(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model_ref.append(self.model)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["fake"] = values(self.model)
+
+    spec = [tf.TensorSpec([None, N_FEATURES], tf.float32, name="feats")]
+    model, error = fit_expecting_failure(
+        tmp_path / "model", Monitor(), epochs=2, monitor="fake", mode="min", save_best_only=True,
+        serving_fn=(serve, spec),
+    )
+    # The best epoch's (first) weights are saved; the live model keeps the last.
+    assert_weights_kept(error, best[0], tmp_path, "the vocabulary file has gone")
+    for got, want in zip(model.get_weights(), best[1]):
+        np.testing.assert_array_equal(got, want)
+    assert not os.path.exists(tmp_path / "model")
+
+
+def test_storage_error_on_an_over_long_name(tmp_path, temp_folder):
+    name = "m" * 240  # fine alone, too long once the staging suffix is added
+    model, error = fit_expecting_failure(tmp_path / name)
+    assert_weights_kept(error, model.get_weights(), tmp_path, "File name too long")
+    assert len(os.path.basename(error.fallback_path)) < 255
+
+
+def test_nowhere_writable_still_names_the_cause(tmp_path, monkeypatch):
+    parent = tmp_path / "runs"
+    parent.mkdir()
+    blocked_temp = tmp_path / "temp_is_a_file"
+    blocked_temp.write_text("x")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked_temp))
+
+    def replace_with_file(model):
+        shutil.rmtree(parent)
+        parent.write_text("x")
+
+    _, error = fit_expecting_failure(parent / "model", AtEpochEnd(replace_with_file))
+    text = str(error)
+    assert "could not be saved anywhere" in text and str(parent) in text and str(blocked_temp) in text
+    assert "which is a file" in text
