@@ -17,7 +17,7 @@ venv: $(PY)
 
 # Stamps keep repeated runs fast; they are redone when the package metadata changes.
 $(VENV)/.installed: setup.cfg setup.py | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[plot]"
 	touch $@
 
 $(VENV)/.installed-test: setup.cfg setup.py | $(PY)
@@ -28,8 +28,13 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# Train with the callback, check the export, explain three CSV lines from it.
 demo: install
 	$(PY) examples/tabular_csv.py --export-dir $(DEMO_DIR)
+	$(VENV)/bin/xai-callback validate $(DEMO_DIR)
+	$(VENV)/bin/xai-callback explain $(DEMO_DIR) --instances examples/tabular_instances.jsonl \
+		--output $(DEMO_DIR)_explanations.json --plot $(DEMO_DIR)_attributions.png
+	@echo "Explanations: $(DEMO_DIR)_explanations.json, plot: $(DEMO_DIR)_attributions.png"
 
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -38,4 +43,4 @@ bench: install-test
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(DEMO_DIR) exports .pytest_cache build *.egg-info
+	rm -rf $(DEMO_DIR) $(DEMO_DIR)_explanations.json $(DEMO_DIR)_attributions.png exports .pytest_cache build *.egg-info

@@ -64,7 +64,11 @@ def main(argv=None):
         sample=sample,
         # Attributions relative to a typical customer rather than all zeros.
         explanation_spec=xai_callback.ExplanationSpec(
-            features=[xai_callback.Feature("features", baselines=np.median(x, axis=0))],
+            # One tensor, one named feature per column: attributions and plots
+            # then carry the column names.
+            features=[xai_callback.Feature(
+                "features", baselines=np.median(x, axis=0),
+                encoding="BAG_OF_FEATURES", index_feature_mapping=FEATURES)],
             method=xai_callback.IntegratedGradients(step_count=50),
         ),
         verbose=1,

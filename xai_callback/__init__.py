@@ -30,10 +30,16 @@ from xai_callback.spec import (
 from xai_callback.callbacks import XaiExportCallback
 from xai_callback.validation import RuleResult, ValidationReport, validate
 
+# After this import `xai_callback.explain` is the function; the subpackage stays
+# importable by its full name (`from xai_callback.explain import Explainer`).
+from xai_callback.explain import ExplainResponse, Explainer, explain  # noqa: E402
+
 __all__ = [
     "__version__",
     "DestinationError",
+    "ExplainResponse",
     "ExplainableExporter",
+    "Explainer",
     "ExplanationSpec",
     "Feature",
     "FeatureValueDomain",
@@ -52,6 +58,7 @@ __all__ = [
     "RuleResult",
     "ValidationReport",
     "XaiExportCallback",
+    "explain",
     "export_explainable_model",
     "parsing_receiver",
     "raw_receiver",

@@ -14,6 +14,14 @@ class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
 
 
+class DestinationError(ValueError, FileExistsError):
+    """`export_dir` cannot receive an export (a file, or a folder not ours).
+
+    Both a `ValueError` (a bad argument) and a `FileExistsError` (what it
+    was before).
+    """
+
+
 class ExportVerificationError(RuntimeError):
     """A written export does not keep the contract after reloading.
 

@@ -4,6 +4,10 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
+import contextlib
+import inspect
+import io
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,7 +27,7 @@ from xai_callback.layout import (
     extra_path,
     join,
 )
-from xai_callback import placement
+from xai_callback import distribute, placement
 from xai_callback.provenance import build_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
@@ -31,6 +35,7 @@ from xai_callback.signatures import (
     compose,
     model_signature_function,
 )
+from xai_callback.samples import explained_inputs_from_sample, generate_sample
 from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.verify import (
     check_preprocess_feeds_model,
@@ -40,8 +45,6 @@ from xai_callback.verify import (
     same_spec,
     signature_io,
 )
-
-GENERATED_SAMPLE_ROWS = 4
 
 
 class ExportResult:
@@ -110,6 +113,13 @@ class ExplainableExporter:
         rtol, atol: tolerances of the output comparisons.
         overwrite: replace a non-empty `export_dir` that is not an export of
             ours. Defaults to False.
+        versioned: write each export to a new `export_dir/<integer>/` (TF
+            Serving's layout; the number is claimed by the final rename).
+            Defaults to False: `export_dir` is the SavedModel itself.
+        keep: with `versioned=True`, how many of our versions to keep: the
+            newest, or in the callback's best-epoch mode the best by the
+            monitored value (the one just written is always kept). Defaults
+            to None: keep all.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -132,8 +142,12 @@ class ExplainableExporter:
         rtol=1e-4,
         atol=1e-5,
         overwrite=False,
+        versioned=False,
+        keep=None,
     ):
         from xai_callback.spec import ExplanationSpec
+
+        placement.validate_version_options(versioned, keep)
 
         if extra_signatures is not None and not isinstance(extra_signatures, dict):
             raise TypeError(
@@ -167,6 +181,7 @@ class ExplainableExporter:
         self.verify = verify
         self.rtol, self.atol = rtol, atol
         self.overwrite = overwrite
+        self.versioned, self.keep = versioned, keep
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -241,6 +256,9 @@ class ExplainableExporter:
     def export(self, export_dir, *, training_info=None):
         """Writes the export to `export_dir`, verifies it and puts it in place.
 
+        Under a multi-worker strategy every worker must call it; only the
+        chief's export reaches `export_dir` (see `xai_callback.distribute`).
+
         Args:
             export_dir: destination directory (local path or gfile URL).
             training_info: optional dict recorded in the provenance file
@@ -251,21 +269,44 @@ class ExplainableExporter:
         """
         self.prepare()
         export_dir = str(export_dir)
-        placement.check_destination(export_dir, self.overwrite)
-        staging = placement.staging_path(export_dir)
+        strategy = distribute.strategy_of(self.model)
+        if not distribute.is_chief(strategy):
+            return self._export_as_worker(export_dir, strategy, training_info)
+        # Crash-safe protocol (placement.py): hidden staging, verify, publish.
+        staging = placement.begin(export_dir, self.overwrite, self.versioned)
         try:
             result = self._write(staging, training_info)
-            placement.place(staging, export_dir, overwrite=self.overwrite)
+            result.path = placement.publish(
+                staging, export_dir, overwrite=self.overwrite, versioned=self.versioned,
+                keep=self.keep, training_info=training_info,
+            )
         finally:
             storage.rmtree(staging)
-        result.path = export_dir
+        return result
+
+    def _export_as_worker(self, export_dir, strategy, training_info):
+        """A non-chief worker's export: same save, throwaway directory.
+
+        Saving distributed variables may run collective ops, so every worker
+        must save exactly as the chief does; only the chief's copy is kept.
+        """
+        path = distribute.worker_export_dir(export_dir, strategy)
+        distribute.remove_worker_dir(export_dir, strategy)  # A crashed run's leftovers.
+        try:
+            result = self._write(path, training_info)
+        finally:
+            distribute.remove_worker_dir(export_dir, strategy)
+        result.path = export_dir  # Where the chief's export is.
         return result
 
     def _write(self, path, training_info):
         self._write_saved_model(path)
         if self.verify:
             # Metadata is derived from what was actually saved, after reloading.
-            signatures = tf.saved_model.load(path).signatures
+            # Keep the loaded object alive: its signatures hold only weak
+            # references to its variables.
+            loaded = distribute.outside_strategy_scope(tf.saved_model.load, path)
+            signatures = loaded.signatures
             self._verify(signatures)
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
@@ -305,7 +346,7 @@ class ExplainableExporter:
             fn.concrete_function()
             archive.add_endpoint(name, fn.tf_function)
         try:
-            archive.write_out(path, verbose=False)
+            _write_out_quietly(archive, path)
         except AssertionError as e:
             if "untracked resource" in str(e).lower() or "untracked" in str(e).lower():
                 raise SignatureError(
@@ -317,14 +358,10 @@ class ExplainableExporter:
 
     def _model_sample(self, signatures):
         """A batch of `xai_model` inputs for the gradient probe."""
-        if self._sample is None:
-            return None
-        if XAI_PREPROCESS in signatures:
-            return signatures[XAI_PREPROCESS](**self._sample)
-        inputs, _ = signature_io(signatures[XAI_MODEL])
-        if set(inputs) <= set(self._sample):
-            return {k: self._sample[k] for k in inputs}
-        return generate_sample(inputs, owner=XAI_MODEL)
+        inputs = explained_inputs_from_sample(signatures, self._sample)
+        if inputs is None:
+            inputs = generate_sample(signature_io(signatures[XAI_MODEL])[0], owner=XAI_MODEL)
+        return inputs
 
     def _verify(self, signatures):
         check_signature_set(signatures)
@@ -361,36 +398,18 @@ class ExplainableExporter:
             )
 
 
+def _write_out_quietly(archive, path):
+    """`archive.write_out` without its endpoint listing on stdout."""
+    if "verbose" in inspect.signature(archive.write_out).parameters:
+        archive.write_out(path, verbose=False)
+        return
+    # tf-keras' ExportArchive has no `verbose` and always prints.
+    with contextlib.redirect_stdout(io.StringIO()):
+        archive.write_out(path)
+
+
 def _to_numpy(tensors):
     return {k: np.asarray(v) for k, v in tensors.items()}
-
-
-def generate_sample(specs, owner, rows=GENERATED_SAMPLE_ROWS, seed=0):
-    """A deterministic batch for numeric input specs.
-
-    Raises:
-        ValueError: an input is a string (cannot be generated): the caller
-            must pass `sample=`.
-    """
-    rng = np.random.default_rng(seed)
-    sample = {}
-    for key, spec in specs.items():
-        if spec.dtype == tf.string:
-            raise ValueError(
-                f"'{owner}' takes string input '{key}', which cannot be generated to "
-                "verify the export: pass sample={...} with a few real inputs in "
-                f"'{owner}' format (e.g. sample={{'{key}': [...]}}), or verify=False."
-            )
-        shape = [rows if i == 0 and d is None else (d if d is not None else 8)
-                 for i, d in enumerate(spec.shape.as_list() or [])]
-        if spec.dtype.is_floating:
-            value = rng.uniform(0.0, 1.0, size=shape)
-        elif spec.dtype.is_bool:
-            value = np.zeros(shape, bool)
-        else:
-            value = np.zeros(shape)
-        sample[key] = tf.constant(value, dtype=spec.dtype)
-    return sample
 
 
 def export_explainable_model(model, export_dir, **options):

@@ -2,11 +2,11 @@
 
 import keras
 
-from xai_callback.callbacks.policy import ExportPolicy
+from xai_callback.callbacks.adapter import PolicyCallback
 
 
 @keras.saving.register_keras_serializable(package="xai_callback")
-class XaiExportCallback(keras.callbacks.Callback):
+class XaiExportCallback(PolicyCallback, keras.callbacks.Callback):
     """Writes an explanation-ready SavedModel at train end or at the best epoch.
 
     The export has the signatures `serving_default`, `xai_model` (the
@@ -42,41 +42,12 @@ class XaiExportCallback(keras.callbacks.Callback):
             later still leaves the best so far. Needs `save_best_only=True`.
             Defaults to False.
         verbose: 0 is silent, 1 reports improvements and exports. Defaults to 0.
+        strict: with `save_best_only=True`, a monitor that cannot appear is an
+            error before the first batch (`val_*` without validation data, a
+            metric that is not compiled), or, when only the logs can tell, at
+            the end of the first epoch. Defaults to False: a missing monitor
+            warns once per fit and that epoch does not count.
         **export_options: passed to `ExplainableExporter` (`preprocess_fn`,
             `serving_fn`, `model_fn`, `extra_signatures`, `output_key`,
-            `sample`, `explanation_spec`, ...).
+            `sample`, `explanation_spec`, `overwrite`, `versioned`, `keep`, ...).
     """
-
-    def __init__(self, export_dir, **kwargs):
-        super().__init__()
-        self.policy = ExportPolicy(export_dir, **kwargs)
-
-    @property
-    def export_dir(self):
-        return self.policy.export_dir
-
-    @property
-    def last_export(self):
-        """The `ExportResult` of the latest export of this fit, or None."""
-        return self.policy.last_export
-
-    @property
-    def best_epoch(self):
-        """0-based epoch of the best monitored value in this fit, or None."""
-        return self.policy.best_epoch
-
-    def get_config(self):
-        return self.policy.get_config()
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def on_train_begin(self, logs=None):
-        self.policy.on_train_begin(self.model)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.policy.on_epoch_end(self.model, epoch, logs)
-
-    def on_train_end(self, logs=None):
-        self.policy.on_train_end(self.model)

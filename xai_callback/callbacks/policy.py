@@ -7,13 +7,15 @@ the Keras 3 and the tf-keras adapters alike.
 import inspect
 import math
 import sys
+import warnings
 
 import numpy as np
 
 from xai_callback.errors import ExportFailedError
 from xai_callback.export import ExplainableExporter
-from xai_callback import placement
-from xai_callback.imports import is_import_string, resolve_import_string, to_import_string
+from xai_callback import distribute, placement
+# Options <-> config data (import strings, ...): see callbacks/config.py.
+from xai_callback.callbacks.config import resolve_functions, serialize_options
 
 MODES = ("auto", "min", "max")
 
@@ -43,6 +45,7 @@ class ExportPolicy:
         initial_value_threshold=None,
         export_on_improvement=False,
         verbose=0,
+        strict=False,
         **export_options,
     ):
         if not isinstance(export_dir, str) and not hasattr(export_dir, "__fspath__"):
@@ -77,7 +80,12 @@ class ExportPolicy:
                 "are only tracked in best-epoch mode); received "
                 f"save_best_only={save_best_only!r}."
             )
-        placement.check_destination(export_dir, export_options.get("overwrite", False))
+        _check_strict(strict, save_best_only)
+        placement.validate_version_options(export_options.get("versioned", False), export_options.get("keep"))
+        placement.check_destination(
+            export_dir, export_options.get("overwrite", False), export_options.get("versioned", False)
+        )
+        self.strict = strict
         self.export_dir = export_dir
         self.monitor = monitor
         self.mode = mode
@@ -107,6 +115,7 @@ class ExportPolicy:
         self.best_weights = None
         self.last_export = None
         self.last_exported_epoch = None
+        self._warned_missing = False
         self.direction = None if self.mode == "auto" else self.mode
 
     def get_config(self):
@@ -120,6 +129,7 @@ class ExportPolicy:
             "initial_value_threshold": self.initial_value_threshold,
             "export_on_improvement": self.export_on_improvement,
             "verbose": self.verbose,
+            "strict": self.strict,
         }
         config.update(serialize_options(self.export_options))
         return config
@@ -131,6 +141,8 @@ class ExportPolicy:
         self.reset()
         if self.save_best_only and self.direction is None:
             self.direction = infer_direction(self.monitor, model)
+        self._check_fit(model)
+        distribute.check_supported(distribute.strategy_of(model))
         self.exporter = ExplainableExporter(model, **resolve_functions(self.export_options))
         self.exporter.prepare()
 
@@ -139,6 +151,7 @@ class ExportPolicy:
             return
         value = (logs or {}).get(self.monitor)
         if value is None:
+            self._missing_monitor(epoch, logs)
             return
         value = float(value)
         if self.direction is None:
@@ -178,6 +191,30 @@ class ExportPolicy:
             if final_weights is not None:
                 model.set_weights(final_weights)
 
+    # -- checks on the fit call (issue 6) -----------------------------------------
+
+    def _check_fit(self, model):
+        """Before the first batch: export_dir not in a BackupAndRestore dir; strict monitor."""
+        from xai_callback.callbacks import fit_context
+
+        context = fit_context.find_fit(model)
+        fit_context.check_not_in_backup_dir(self.export_dir, context)
+        if self.strict:
+            fit_context.check_monitor_can_appear(self.monitor, model, context)
+
+    def _missing_monitor(self, epoch, logs):
+        """The epoch does not count; warn once per fit, or fail with `strict`."""
+        available = sorted(logs or {})
+        message = (
+            f"monitor={self.monitor!r} is not in the logs of epoch {epoch + 1}; "
+            f"available keys: {available}."
+        )
+        if self.strict:
+            raise ValueError(message + " (strict=True stops training here.)")
+        if not self._warned_missing:
+            self._warned_missing = True
+            warnings.warn(message + " The epoch does not count as best.", stacklevel=2)
+
     # -- helpers --------------------------------------------------------------
 
     def is_improvement(self, value):
@@ -207,7 +244,7 @@ class ExportPolicy:
         except Exception as e:
             if not fallback:
                 raise
-            path = save_fallback_weights(model, self.export_dir)
+            path = save_fallback_weights(model, self.export_dir, cause=f"{type(e).__name__}: {e}")
             raise ExportFailedError(
                 f"Exporting to {self.export_dir!r} failed ({type(e).__name__}: {e}). "
                 f"The weights to export were saved to {path!r}; load them with "
@@ -222,106 +259,43 @@ class ExportPolicy:
         return result
 
 
-FUNCTION_OPTIONS = ("serving_fn", "preprocess_fn", "model_fn")
+def save_fallback_weights(model, export_dir, cause=None):
+    """Saves `model`'s weights next to `export_dir`, else in the temp folder.
 
-
-def _map_functions(options, convert):
-    """Applies `convert(fn, argument)` to every function-valued option."""
-    out = dict(options)
-    for key in FUNCTION_OPTIONS:
-        value = out.get(key)
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            out[key] = (convert(value[0], key), deserialize_input_signature(value[1]))
-        elif value is not None:
-            out[key] = convert(value, key)
-    if out.get("extra_signatures"):
-        out["extra_signatures"] = {
-            name: convert(fn, f"extra_signatures[{name!r}]")
-            for name, fn in out["extra_signatures"].items()
-        }
-    return out
-
-
-def resolve_functions(options):
-    """Options with import strings replaced by the objects they name."""
-    return _map_functions(
-        options,
-        lambda v, arg: resolve_import_string(v, arg) if is_import_string(v) else v,
-    )
-
-
-def serialize_options(options):
-    """Options as plain data: functions become import strings."""
-
-    def to_string(value, argument):
-        if isinstance(value, str):
-            return value
-        name = to_import_string(getattr(value, "python_function", value))
-        if name is None:
-            raise ValueError(
-                f"{argument}={value!r} cannot be written to a config: give it as an "
-                "import string 'package.module:function' of a module-level function."
-            )
-        return name
-
-    out = _map_functions(options, to_string)
-    for key in FUNCTION_OPTIONS:
-        if isinstance(out.get(key), tuple):
-            fn, signature = out[key]
-            out[key] = [fn, serialize_input_signature(signature)]
-    if out.get("explanation_spec") is not None:
-        from xai_callback.spec import ExplanationSpec
-
-        out["explanation_spec"] = ExplanationSpec.coerce(out["explanation_spec"]).get_config()
-    return out
-
-
-def serialize_input_signature(signature):
-    import tensorflow as tf
-
-    def one(spec):
-        return {"shape": spec.shape.as_list(), "dtype": spec.dtype.name, "name": spec.name}
-
-    if isinstance(signature, dict):
-        return {k: one(v) for k, v in signature.items()}
-    if isinstance(signature, tf.TensorSpec):
-        return [one(signature)]
-    return [one(s) for s in signature]
-
-
-def deserialize_input_signature(signature):
-    import tensorflow as tf
-
-    def one(d):
-        return d if isinstance(d, tf.TensorSpec) else tf.TensorSpec(d["shape"], d["dtype"], name=d.get("name"))
-
-    if isinstance(signature, dict):
-        return {k: one(v) for k, v in signature.items()}
-    return [one(s) for s in signature]
-
-
-def save_fallback_weights(model, export_dir):
-    """Saves `model`'s weights next to `export_dir`, else in the temp folder."""
+    Returns the path written. Raises `ExportFailedError` naming every place
+    tried (and `cause`) when none is writable.
+    """
     import tempfile
     import uuid
 
     from xai_callback import storage
 
     parent, name = placement.split_path(export_dir)
-    filename = f"{name}.xai-fallback-{uuid.uuid4().hex[:8]}.weights.h5"
-    candidates = [f"{parent}/{filename}", f"{tempfile.gettempdir()}/{filename}"]
+    # Bounded so an over-long export name cannot make the fallback fail too.
+    filename = f"{name[:80]}.xai-fallback-{uuid.uuid4().hex[:8]}.weights.h5"
     errors = []
-    for path in candidates:
+    for directory in (parent, tempfile.gettempdir()):
+        path = f"{directory.rstrip('/')}/{filename}"
         try:
-            if placement.is_local(path):
-                storage.makedirs(parent if path.startswith(parent) else tempfile.gettempdir())
+            storage.makedirs(directory)
             model.save_weights(path)
             return path
         except Exception as e:  # noqa: BLE001 - try the next place
-            errors.append(f"{path}: {e}")
+            errors.append(f"{path}: {type(e).__name__}: {e}")
     raise ExportFailedError(
-        "The export failed and the weights could not be saved anywhere: " + "; ".join(errors)
+        f"Exporting to {export_dir!r} failed ({cause}) and the weights could not be "
+        "saved anywhere: " + "; ".join(errors)
     )
+
+
+def _check_strict(strict, save_best_only):
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be True or False; received strict={strict!r}.")
+    if strict and not save_best_only:
+        raise ValueError(
+            "strict=True checks the monitor, which only matters with "
+            f"save_best_only=True; received save_best_only={save_best_only!r}."
+        )
 
 
 def _fmt(value, direction="min"):
@@ -343,6 +317,12 @@ def infer_direction(monitor, model, required=False):
     for metric in _all_metrics(model):
         if getattr(metric, "name", None) == name and hasattr(metric, "_direction"):
             return "max" if metric._direction == "up" else "min"
+        if getattr(metric, "name", None) == name:
+            # tf-keras metrics carry no direction: ask Keras 3 about the same
+            # class (e.g. tf_keras AUC(name="roc") -> keras.metrics.AUC).
+            direction = _direction_of_named_metric(type(metric).__name__)
+            if direction is not None:
+                return direction
     direction = _direction_of_named_metric(name)
     if direction is None and required:
         raise ValueError(
