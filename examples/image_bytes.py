@@ -78,7 +78,8 @@ def main(argv=None):
         explanation_spec=xai_callback.ExplanationSpec(
             features=[xai_callback.Feature(
                 "image", modality="image",
-                visualization=xai_callback.Visualization(type="OUTLINES", polarity="POSITIVE"))],
+                visualization=xai_callback.Visualization(
+                    type="OUTLINES", polarity="POSITIVE", overlay_type="ORIGINAL"))],
             output=xai_callback.Output(
                 "probabilities", index_display_name_mapping=["top_left", "bottom_right"]),
             method=xai_callback.XRAI(step_count=20),

@@ -75,11 +75,11 @@ def plot_explanations(response, path, *, max_instances=4, top_n=10):
             draw_image_heat_map(axes[row][column], attribution.feature_attributions[name],
                                 explanation.inputs.get(name),
                                 features.get(name, {}).get("visualization"))
-            axes[row][column].set_title(f"{row}: {name} -> {title}", fontsize=9)
+            axes[row][column].set_title(f"instance {row}: {name} -> {title}", fontsize=9)
         if columns > len(images):
             tabular = {n: v for n, v in attribution.feature_attributions.items() if n not in images}
             draw_bar_chart(axes[row][-1], tabular, features, top_n)
-            axes[row][-1].set_title(f"{row}: {title}", fontsize=9)
+            axes[row][-1].set_title(f"instance {row}: {title}", fontsize=9)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     with gfile.GFile(str(path), "wb") as f:
@@ -94,7 +94,8 @@ def draw_bar_chart(ax, feature_attributions, features_metadata, top_n=10):
         flat = np.ravel(value)
         mapping = features_metadata.get(name, {}).get("indexFeatureMapping")
         for j, v in enumerate(flat):
-            labels.append(name if flat.size == 1 else f"{name}[{mapping[j] if mapping else j}]")
+            # Named columns (indexFeatureMapping) read better than positions.
+            labels.append(name if flat.size == 1 else (mapping[j] if mapping else f"{name}[{j}]"))
             values.append(float(v))
     order = np.argsort(-np.abs(values), kind="stable")[:top_n][::-1]
     shown = [values[i] for i in order]
@@ -178,6 +179,8 @@ def _is_image(feature_metadata, attribution):
 
 
 def _output_title(attribution):
-    name = attribution.output_display_name or (
-        str(attribution.output_index) if attribution.output_index else attribution.output_name)
-    return f"{name} = {attribution.instance_output_value:.4g}"
+    name = attribution.output_display_name or attribution.output_name
+    if not attribution.output_display_name and attribution.output_index:
+        name += str(attribution.output_index)
+    return (f"{name} = {attribution.instance_output_value:.4g} "
+            f"(baseline {attribution.baseline_output_value:.4g})")
