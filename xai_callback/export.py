@@ -4,15 +4,10 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
-import contextlib
-import inspect
-import io
-
 import numpy as np
 import tensorflow as tf
 
 from xai_callback import storage
-from xai_callback._keras import keras_module
 from xai_callback.errors import ExportVerificationError, SignatureError
 from xai_callback.layout import (
     ASSETS_EXTRA,
@@ -333,28 +328,39 @@ class ExplainableExporter:
         return ExportResult(path, described, metadata, parameters, record)
 
     def _write_saved_model(self, path):
-        archive = keras_module().export.ExportArchive()
-        archive.track(self.model)
-        for obj in self.track:
-            archive.track(obj)
-        for fn in self.functions.values():
-            if isinstance(fn.fn, tf.__internal__.tracking.Trackable) and not isinstance(
-                fn.fn, tf.types.experimental.GenericFunction
-            ):
-                archive.track(fn.fn)
-        for name, fn in self.functions.items():
-            fn.concrete_function()
-            archive.add_endpoint(name, fn.tf_function)
+        """`tf.saved_model.save` of the signatures and what they use.
+
+        Only signatures are saved (no extra functions on the root), so each is
+        traced once, in `prepare()`; Keras' ExportArchive attaches its endpoints
+        to the root as well, which makes the save trace them all again.
+        """
+        # The root lists its variables as Keras' exports do, so
+        # `tf.saved_model.load(d).variables` works the same.
+        root = tf.__internal__.tracking.AutoTrackable()
+        root.variables = _variables_used_by(
+            [fn.concrete_function() for fn in self.functions.values()]
+        )
+        root.trainable_variables = [v for v in root.variables if v.trainable]
+        root.non_trainable_variables = [v for v in root.variables if not v.trainable]
+        # Resources (lookup tables) are not variables: save every one reachable
+        # from the model, the user's `track` list and Trackable functions.
+        owners = [self.model, *self.track] + [
+            fn.fn for fn in self.functions.values()
+            if isinstance(fn.fn, tf.__internal__.tracking.Trackable)
+            and not isinstance(fn.fn, tf.types.experimental.GenericFunction)
+        ]
+        root.resources = _resources_of(owners)
+        signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         try:
-            _write_out_quietly(archive, path)
-        except AssertionError as e:
-            if "untracked resource" in str(e).lower() or "untracked" in str(e).lower():
-                raise SignatureError(
-                    "A signature uses a resource (e.g. a lookup table) that is not "
-                    "tracked by the model; pass it with track=[...]. TensorFlow said: "
-                    f"{e}"
-                ) from e
-            raise
+            tf.saved_model.save(root, path, signatures=signatures)
+        except (AssertionError, ValueError) as e:
+            if "untracked" not in str(e).lower():
+                raise
+            raise SignatureError(
+                "A signature uses a resource (e.g. a lookup table) that is not reachable "
+                "from the model; pass it with track=[...]. TensorFlow said: "
+                f"{e}"
+            ) from e
 
     def _model_sample(self, signatures):
         """A batch of `xai_model` inputs for the gradient probe."""
@@ -398,14 +404,28 @@ class ExplainableExporter:
             )
 
 
-def _write_out_quietly(archive, path):
-    """`archive.write_out` without its endpoint listing on stdout."""
-    if "verbose" in inspect.signature(archive.write_out).parameters:
-        archive.write_out(path, verbose=False)
-        return
-    # tf-keras' ExportArchive has no `verbose` and always prints.
-    with contextlib.redirect_stdout(io.StringIO()):
-        archive.write_out(path)
+def _variables_used_by(concrete_functions):
+    """The variables the functions capture, each once, ordered by name.
+
+    Capture order depends on the tracing context (e.g. a distribution
+    strategy); names do not, so exports of the same model list alike.
+    """
+    found = {}
+    for fn in concrete_functions:
+        for variable in fn.variables:
+            found.setdefault(id(variable), variable)
+    return sorted(found.values(), key=lambda v: v.name)
+
+
+def _resources_of(owners):
+    """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
+    seen, found = set(), []
+    for owner in owners:
+        for obj in tf.train.TrackableView(owner).descendants():
+            if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
+    return found
 
 
 def _to_numpy(tensors):
