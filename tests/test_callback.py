@@ -215,3 +215,28 @@ def test_config_round_trip_through_keras_serialization(tmp_path):
     assert isinstance(rebuilt, XaiExportCallback)
     assert rebuilt.get_config() == callback.get_config()
     assert rebuilt.get_config()["preprocess_fn"] == "models:parse_csv"
+
+
+def test_failed_export_on_improvement_warns_and_training_goes_on(data, tmp_path):
+    x, y = data
+    path = tmp_path / "blocked"
+
+    class BlockThenFree(keras.callbacks.Callback):
+        """A file where the export goes during epoch 1, gone by epoch 2."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                path.write_text("not a directory")
+            elif path.is_file():
+                path.unlink()
+
+    callback = XaiExportCallback(
+        str(path), monitor="score", mode="min", save_best_only=True, export_on_improvement=True
+    )
+    counter = BatchCounter()
+    with pytest.warns(UserWarning, match=r"Exporting epoch 1 to .*blocked.* failed"):
+        mlp().fit(x, y, epochs=4, batch_size=32, verbose=0,
+                  callbacks=[ScriptedScore(), BlockThenFree(), callback, counter])
+    assert counter.batches == 4 * 3  # every epoch ran
+    training = storage.read_json(extra_path(str(path), PROVENANCE_FILE))["training"]
+    assert training["epoch"] == 2

@@ -171,7 +171,17 @@ class ExportPolicy:
         self.best, self.best_epoch = value, epoch
         self.best_weights = [np.array(w, copy=True) for w in model.get_weights()]
         if self.export_on_improvement:
-            self._export(model, self._training_info("improvement"))
+            try:
+                self._export(model, self._training_info("improvement"))
+            except Exception as e:  # noqa: BLE001 - training must go on
+                # Stopping here would throw away the rest of the run; the best
+                # weights stay in memory and train end exports (or falls back).
+                warnings.warn(
+                    f"Exporting epoch {epoch + 1} to {self.export_dir!r} failed "
+                    f"({type(e).__name__}: {e}); training continues and the export "
+                    "is retried at train end.",
+                    stacklevel=2,
+                )
 
     def on_train_end(self, model):
         if self.save_best_only and self.best_weights is None:
@@ -191,7 +201,7 @@ class ExportPolicy:
             if final_weights is not None:
                 model.set_weights(final_weights)
 
-    # -- checks on the fit call (issue 6) -----------------------------------------
+    # -- checks on the fit call ---------------------------------------------------
 
     def _check_fit(self, model):
         """Before the first batch: export_dir not in a BackupAndRestore dir; strict monitor."""
