@@ -214,6 +214,18 @@ def test_preprocessed_export_equals_float_model(csv_explainer, csv_metadata):
     assert set(response.predictions[0]) == {"logits", "probabilities"}
 
 
+def test_custom_serving_default_outputs_are_the_predictions(tmp_path):
+    spec = tf.TensorSpec([None, 3], tf.float32, name="x")
+    model = tf.function(ex.linear_fn, input_signature=[spec])
+    serving = tf.function(lambda x: {**ex.linear_fn(x), "positive": ex.linear_fn(x)["y"] > 0},
+                          input_signature=[spec])
+    path = ex.save_export(tmp_path / "1", tf.Module(), serving, model)
+    response = explain(path, X.tolist())
+    y = X @ ex.LINEAR_W + ex.LINEAR_B
+    assert [p["positive"] for p in response.predictions] == (y > 0).tolist()
+    np.testing.assert_allclose([p["y"] for p in response.predictions], y, rtol=1e-6)
+
+
 def test_output_key_override_and_output_indices(csv_explainer):
     response = csv_explainer.explain_instances(csv_lines(IRIS[:1]), output_key="logits",
                                                output_indices=[2, 0])

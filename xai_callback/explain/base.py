@@ -1,11 +1,11 @@
-"""Shared base of the attribution methods, and the batched row engine.
+"""Shared base of the attribution methods: the problem, the result, the base class.
 
 Each method builds "rows": model inputs on a path from a baseline to an
 instance (interpolation steps for integrated gradients, feature coalitions for
-Shapley). The engine sends rows of all instances, outputs, baselines and steps
-through the model in a few large calls of at most `max_rows_per_call` rows, so
-the per-call overhead of a SavedModel signature is paid a handful of times,
-not once per step.
+Shapley), and sends the rows of all instances, outputs, baselines and steps
+through the model with the batched engine (`engine.py`) in a few large calls
+of at most `max_rows_per_call` rows, so the per-call overhead of a SavedModel
+signature is paid a handful of times, not once per step.
 
 A method is one module with one `AttributionAlgorithm` subclass; defining the
 subclass registers it (see `method_classes`).
@@ -14,7 +14,6 @@ subclass registers it (see `method_classes`).
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from xai_callback.errors import SpecError
 from xai_callback.explain.errors import MethodNotSupportedError
@@ -49,6 +48,8 @@ class Problem:
         max_rows_per_call: chunk size in rows; None -> `default_rows_per_call`.
         seed: seed of the random numbers a method draws.
         progress: optional `progress(rows_done, rows_total)`.
+        compiled: the engine's compiled chunk functions; the explainer passes
+            the same dict to every call so traces are reused.
     """
 
     model_fn: object
@@ -61,6 +62,7 @@ class Problem:
     max_rows_per_call: int = None
     seed: int = 0
     progress: object = None
+    compiled: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_units(self):
@@ -170,60 +172,6 @@ def default_rows_per_call(inputs):
     """Rows per call so one call's inputs hold ~`MAX_VALUES_PER_CALL` values."""
     values_per_row = sum(max(1, int(np.prod(t.shape[1:]))) for t in inputs.values())
     return int(np.clip(MAX_VALUES_PER_CALL // values_per_row, 1, MAX_ROWS_PER_CALL))
-
-
-def run_rows(problem, total_rows, build_rows, consume, gradients):
-    """Sends rows `[0, total_rows)` through the model in chunks.
-
-    Args:
-        problem: the `Problem`.
-        total_rows: number of rows.
-        build_rows: `build_rows(start, stop) -> (rows, unit)`: `{key: tensor}`
-            model inputs of rows `start..stop-1` and each row's unit index.
-        consume: `consume(start, stop, rows, values, grads)`: `values` is the
-            explained output per row, `grads` `{key: tensor}` its gradient with
-            respect to the attributed inputs (None without `gradients`).
-        gradients: whether to take gradients.
-    """
-    chunk = problem.rows_per_call()
-    masks = tf.constant(problem.unit_mask)
-    for start in range(0, total_rows, chunk):
-        stop = min(start + chunk, total_rows)
-        rows, unit = build_rows(start, stop)
-        mask = tf.gather(masks, unit)
-        if gradients:
-            watched = {key: rows[key] for key in problem.attributed_keys}
-            with tf.GradientTape() as tape:
-                tape.watch(watched)
-                values = _selected_output(problem, rows, mask)
-            grads = tape.gradient(values, watched)
-            grads = {
-                key: tf.zeros_like(watched[key]) if g is None else g for key, g in grads.items()
-            }
-        else:
-            values, grads = _selected_output(problem, rows, mask), None
-        consume(start, stop, rows, values, grads)
-        if problem.progress is not None:
-            problem.progress(stop, total_rows)
-
-
-def _selected_output(problem, rows, mask):
-    """The explained output element of each row, `[rows]`."""
-    output = problem.model_fn(**rows)[problem.output_key]
-    dtype = output.dtype if output.dtype.is_floating else tf.float32
-    output = tf.cast(output, dtype)
-    product = output * tf.cast(mask, dtype)
-    return tf.reduce_sum(tf.reshape(product, [tf.shape(product)[0], -1]), axis=1)
-
-
-def gather_instances(problem, instance_index):
-    """`{key: tensor}` of every model input for the given instance indices."""
-    return {key: tf.gather(value, instance_index) for key, value in problem.inputs.items()}
-
-
-def broadcast_rows(values, like):
-    """Reshapes a `[rows]` tensor to broadcast against `like` `[rows, ...]`."""
-    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
 
 
 def relative_gap(gap, instance_output, baseline_output):

@@ -45,6 +45,7 @@ class Explainer:
         self.parameters = parameters
         self.preprocess_fn = preprocess_fn
         self.serving_fn = serving_fn
+        self._compiled = {}  # the engine's traced chunk functions, reused by every call
 
     def explain(self, inputs, *, method=None, max_rows_per_call=None, seed=0, progress=None,
                 **overrides):
@@ -74,11 +75,7 @@ class Explainer:
             f.tensor_key: _baselines(f, model_inputs) for f in settings.features
         }
         _check_baseline_counts(settings.features, baselines)
-        units = [
-            (i, index)
-            for i in range(output.shape[0])
-            for index in _output_indices(output[i], settings, output_key)
-        ]
+        units = _units(output, settings, output_key)
         problem = Problem(
             model_fn=self.model_fn,
             output_key=output_key,
@@ -90,6 +87,7 @@ class Explainer:
             max_rows_per_call=max_rows_per_call,
             seed=seed,
             progress=progress,
+            compiled=self._compiled,
         )
         settings.method.check_inputs(problem)
         result = settings.method.attribute(problem)
@@ -153,26 +151,30 @@ def _check_baseline_counts(features, baselines):
             )
 
 
-def _output_indices(output_row, settings, output_key):
-    """Explained indices of one instance's output: outputIndices, else topK."""
-    if output_row.ndim == 0:
-        return [()]
+def _units(output, settings, output_key):
+    """`[(instance, index)]` of the explained output elements: outputIndices, else each topK."""
+    count, example_shape = output.shape[0], output.shape[1:]
+    if not example_shape:
+        return [(i, ()) for i in range(count)]
     if settings.output_indices is not None:
         indices = [tuple(np.atleast_1d(i).astype(int).tolist()) for i in settings.output_indices]
         for index in indices:
-            if len(index) != output_row.ndim or any(
-                not 0 <= i < n for i, n in zip(index, output_row.shape)
+            if len(index) != len(example_shape) or any(
+                not 0 <= i < n for i, n in zip(index, example_shape)
             ):
                 raise SpecError(
                     f"outputIndices entry {list(index)} is outside output '{output_key}' "
-                    f"of shape {list(output_row.shape)} per instance."
+                    f"of shape {list(example_shape)} per instance."
                 )
-        return indices
-    order = np.argsort(-output_row.astype(np.float64), axis=None, kind="stable")
-    top_k = order.size if settings.top_k == -1 else settings.top_k
+        return [(i, index) for i in range(count) for index in indices]
+    top_k = int(np.prod(example_shape)) if settings.top_k == -1 else settings.top_k
     if top_k < 1:
         raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
-    return [tuple(int(i) for i in np.unravel_index(j, output_row.shape)) for j in order[:top_k]]
+    # One stable sort for all instances: ties keep the lower index first.
+    order = np.argsort(-output.reshape(count, -1).astype(np.float64), axis=1, kind="stable")
+    coords = np.unravel_index(order[:, :top_k], example_shape)
+    return [(i, tuple(int(c[i, j]) for c in coords))
+            for i in range(count) for j in range(coords[0].shape[1])]
 
 
 def _one_hot_masks(output, units):

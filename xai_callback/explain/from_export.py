@@ -104,8 +104,11 @@ def load_explainer(export_dir, validate=True):
     # Without xai_preprocess the service feeds instances to xai_model directly.
     instance_signature = SERVING_DEFAULT if preprocess is not None else explained
     instance_specs = signature_io(signatures[instance_signature])[0]
-    serving_specs = signature_io(serving)[0]
-    feeds_serving = _same_specs(instance_specs, serving_specs)
+    validation = validate_export(export_dir) if validate else None
+    # Predictions come from serving_default; when it is known to equal the
+    # explained pass, that pass's outputs are reused instead of running it again.
+    feeds_serving = _same_specs(instance_specs, signature_io(serving)[0])
+    reuse = _serving_is_explained_pass(signatures, explained, validation)
     explainer = ExportExplainer(
         export_dir,
         instance_specs,
@@ -114,8 +117,8 @@ def load_explainer(export_dir, validate=True):
         metadata=_read_optional_json(extra_path(export_dir, VERTEX_METADATA_FILE)),
         parameters=_read_optional_json(extra_path(export_dir, VERTEX_PARAMETERS_FILE)),
         preprocess_fn=preprocess,
-        serving_fn=serving if feeds_serving else None,
-        validation=validate_export(export_dir) if validate else None,
+        serving_fn=serving if feeds_serving and not reuse else None,
+        validation=validation,
     )
     explainer.saved_model = loaded  # keeps the signatures' variables alive
     return explainer
@@ -154,6 +157,35 @@ def explain(export_dir, instances, *, method=None, validate=True, **options):
     return load_explainer(export_dir, validate=validate).explain_instances(
         instances, method=method, **options
     )
+
+
+def _serving_is_explained_pass(signatures, explained, validation):
+    """Whether `serving_default` == `explained` o `xai_preprocess`: validated, or the same function."""
+    serving, model = signatures[SERVING_DEFAULT], signatures[explained]
+    if serving is model:
+        return True
+    # The identity rule compares only the output keys both sides have: a
+    # custom serving_default may add others, so the outputs must match too.
+    if not _same_specs(signature_io(serving)[1], signature_io(model)[1]):
+        return False
+    if validation is not None:
+        identity = validation["serving_identity"]
+        return identity.passed and not identity.skipped
+    return XAI_PREPROCESS not in signatures and _same_computation(serving, model)
+
+
+def _same_computation(a, b):
+    """Both signature wrappers call the same functions on the same inputs and variables."""
+    def calls(signature):
+        return sorted(
+            (op.get_attr("f").name, tuple(i.op.name for i in op.inputs))
+            for op in signature.graph.get_operations()
+            if op.type in ("PartitionedCall", "StatefulPartitionedCall")
+        )
+
+    same_variables = len(a.captured_inputs) == len(b.captured_inputs) and all(
+        x is y for x, y in zip(a.captured_inputs, b.captured_inputs))
+    return same_variables and calls(a) == calls(b)
 
 
 def _read_optional_json(path):

@@ -14,13 +14,11 @@ import tensorflow as tf
 from xai_callback.explain.base import (
     AttributionAlgorithm,
     MethodResult,
-    broadcast_rows,
-    gather_instances,
     positive_int,
     relative_gap,
-    run_rows,
     summed,
 )
+from xai_callback.explain.engine import broadcast_rows, gather_instances, run_chunks
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_STEP_COUNT = 50
@@ -79,7 +77,8 @@ def integrate(problem, step_count):
 
     Rows are ordered (unit, baseline, step), step fastest. The weighted
     gradients are summed over the steps of each (unit, baseline) pair inside
-    TF, then multiplied by `x - baseline` once per pair in float64.
+    the compiled chunk, then multiplied by `x - baseline` once per pair in
+    float64.
 
     Returns:
         `(attributions {key: [units, *example] float64}, f(x) [units],
@@ -88,36 +87,19 @@ def integrate(problem, step_count):
     units, num_baselines = problem.num_units, problem.num_baselines
     steps = step_count + 1
     pairs = units * num_baselines
-    alphas = np.linspace(0.0, 1.0, steps)
     weights = np.full(steps, 1.0 / step_count)
     weights[[0, -1]] *= 0.5
-    baselines = {k: tf.constant(v) for k, v in problem.baselines.items()}
-    unit_instance = tf.constant(problem.unit_instance)
     pair_sums = {k: np.zeros((pairs,) + v.shape[1:], np.float64) for k, v in problem.baselines.items()}
     values = np.zeros(pairs * steps, np.float64)
 
-    def build_rows(start, stop):
-        row = tf.range(start, stop, dtype=tf.int64)
-        baseline = (row // steps) % num_baselines
-        unit = row // (steps * num_baselines)
-        rows = gather_instances(problem, tf.gather(unit_instance, unit))
-        for key, base in baselines.items():
-            x, b = rows[key], tf.gather(base, baseline)
-            alpha = broadcast_rows(tf.gather(tf.constant(alphas, x.dtype), row % steps), x)
-            rows[key] = b + alpha * (x - b)
-        return rows, unit
-
-    def consume(start, stop, rows, row_values, grads):
-        row = tf.range(start, stop, dtype=tf.int64)
+    def consume(start, stop, result):
         first = start // steps
-        count = (stop - 1) // steps - first + 1
-        for key, grad in grads.items():
-            weight = broadcast_rows(tf.gather(tf.constant(weights, grad.dtype), row % steps), grad)
-            summed_steps = tf.math.unsorted_segment_sum(grad * weight, row // steps - first, count)
-            pair_sums[key][first : first + count] += summed_steps.numpy()
-        values[start:stop] = row_values.numpy()
+        for key, sums in result["sums"].items():
+            pair_sums[key][first : first + len(sums)] += sums
+        values[start:stop] = result["values"]
 
-    run_rows(problem, pairs * steps, build_rows, consume, gradients=True)
+    state = {"alphas": np.linspace(0.0, 1.0, steps), "weights": weights}
+    run_chunks(problem, pairs * steps, _chunk, state, consume)
     attributions = {}
     for key, sums in pair_sums.items():
         x = np.asarray(problem.inputs[key], np.float64)[problem.unit_instance]
@@ -125,3 +107,25 @@ def integrate(problem, step_count):
         attributions[key] = (sums.reshape(delta.shape) * delta).mean(axis=1)
     values = values.reshape(units, num_baselines, steps)
     return attributions, values[:, :, -1].mean(axis=1), values[:, :, 0].mean(axis=1)
+
+
+def _chunk(evaluate, state, start, stop):
+    """Graph code of rows `start..stop-1`: their outputs and weighted gradients summed per pair."""
+    steps = tf.shape(state["alphas"], out_type=tf.int64)[0]
+    num_baselines = tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
+    row = tf.range(start, stop)
+    pair, step = row // steps, row % steps
+    unit = pair // num_baselines
+    rows = gather_instances(state, tf.gather(state["unit_instance"], unit))
+    for key, base in state["baselines"].items():
+        x, b = rows[key], tf.gather(base, pair % num_baselines)
+        alpha = broadcast_rows(tf.gather(tf.cast(state["alphas"], x.dtype), step), x)
+        rows[key] = b + alpha * (x - b)
+    values, grads = evaluate(rows, unit, watch=list(state["baselines"]))
+    first = start // steps
+    pairs = (stop - 1) // steps - first + 1
+    sums = {}
+    for key, grad in grads.items():
+        weight = broadcast_rows(tf.gather(tf.cast(state["weights"], grad.dtype), step), grad)
+        sums[key] = tf.math.unsorted_segment_sum(grad * weight, pair - first, pairs)
+    return {"values": values, "sums": sums}

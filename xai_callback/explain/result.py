@@ -110,6 +110,8 @@ def to_json_value(value):
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "SO":
             return [to_json_value(v) for v in value.tolist()] if value.ndim else to_json_value(value.item())
+        if value.dtype.kind != "f" or np.isfinite(value).all():
+            return value.tolist()  # nothing to replace: skip the per-element walk
         return to_json_value(value.tolist())
     if isinstance(value, (list, tuple)):
         return [to_json_value(v) for v in value]

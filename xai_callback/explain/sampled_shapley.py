@@ -16,14 +16,8 @@ it needs `pathCount >= 2` (NaN with a single path) and falls as
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import (
-    AttributionAlgorithm,
-    MethodResult,
-    gather_instances,
-    positive_int,
-    relative_gap,
-    run_rows,
-)
+from xai_callback.explain.base import AttributionAlgorithm, MethodResult, positive_int, relative_gap
+from xai_callback.explain.engine import gather_instances, run_chunks
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_PATH_COUNT = 10
@@ -77,31 +71,17 @@ class SampledShapley(AttributionAlgorithm):
         rng = np.random.default_rng(problem.seed)
         # rank[u, p, j]: when player j switches to the instance on path p of unit u.
         rank = np.argsort(rng.random((units, paths, players)), axis=-1).argsort(axis=-1)
-        ranks = tf.constant(rank.reshape(units * paths, players), tf.int64)
-        baselines = {k: tf.constant(v) for k, v in problem.baselines.items()}
-        unit_instance = tf.constant(problem.unit_instance)
         values = np.zeros(units * num_baselines * paths * per_path, np.float64)
 
-        def build_rows(start, stop):
-            # Rows are ordered (unit, baseline, path, switched count).
-            row = tf.range(start, stop, dtype=tf.int64)
-            switched = row % per_path
-            path = (row // per_path) % paths
-            baseline = (row // (per_path * paths)) % num_baselines
-            unit = row // (per_path * paths * num_baselines)
-            rows = gather_instances(problem, tf.gather(unit_instance, unit))
-            row_rank = tf.gather(ranks, unit * paths + path)
-            for key, base in baselines.items():
-                begin, end = offsets[key]
-                x = rows[key]
-                on = tf.reshape(row_rank[:, begin:end] < switched[:, None], tf.shape(x))
-                rows[key] = tf.where(on, x, tf.gather(base, baseline))
-            return rows, unit
+        def consume(start, stop, result):
+            values[start:stop] = result
 
-        def consume(start, stop, rows, row_values, grads):
-            values[start:stop] = row_values.numpy()
-
-        run_rows(problem, len(values), build_rows, consume, gradients=False)
+        state = {
+            "ranks": rank.reshape(units * paths, players),
+            "paths": np.int64(paths),
+            "first_player": {key: np.int64(begin) for key, (begin, _) in offsets.items()},
+        }
+        run_chunks(problem, len(values), _chunk, state, consume)
         values = values.reshape(units, num_baselines, paths, per_path)
         rank = rank[:, None]  # broadcast over baselines
         after = np.take_along_axis(values, rank + 1, axis=-1)
@@ -117,6 +97,27 @@ class SampledShapley(AttributionAlgorithm):
         return MethodResult(
             attributions, start_output, relative_gap(_standard_error(per_path_attr), end_output, start_output)
         )
+
+
+def _chunk(evaluate, state, start, stop):
+    """Graph code of rows `start..stop-1`: the output of each row's coalition."""
+    # Rows are ordered (unit, baseline, path, switched count).
+    paths = state["paths"]
+    per_path = tf.shape(state["ranks"], out_type=tf.int64)[1] + 1
+    num_baselines = tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
+    row = tf.range(start, stop)
+    switched = row % per_path
+    path = (row // per_path) % paths
+    baseline = (row // (per_path * paths)) % num_baselines
+    unit = row // (per_path * paths * num_baselines)
+    rows = gather_instances(state, tf.gather(state["unit_instance"], unit))
+    row_rank = tf.gather(state["ranks"], unit * paths + path)
+    for key, base in state["baselines"].items():
+        x, begin = rows[key], state["first_player"][key]
+        size = int(np.prod(x.shape[1:]))
+        on = tf.reshape(row_rank[:, begin : begin + size] < switched[:, None], tf.shape(x))
+        rows[key] = tf.where(on, x, tf.gather(base, baseline))
+    return evaluate(rows, unit)[0]
 
 
 def _standard_error(per_path_attr):
