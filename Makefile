@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_export
 PYTEST_ARGS ?=
+# Hide TensorFlow's start-up info and warning lines (errors still show).
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv install install-test demo test bench clean
 
