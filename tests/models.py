@@ -39,10 +39,19 @@ def csv_lines(x):
     return [",".join(f"{v:.7g}" for v in row) for row in x]
 
 
-@tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="csv")])
-def parse_csv(csv):
+def split_csv(csv):
+    """CSV lines -> {"feats": float32[batch, 4]} (plain Python, for (fn, signature) forms)."""
     columns = tf.strings.split(csv, ",").to_tensor(shape=[None, N_FEATURES])
     return {"feats": tf.strings.to_number(columns, tf.float32)}
+
+
+def split_csv_dict(inputs):
+    """`split_csv` for functions that take one dict of inputs."""
+    return split_csv(inputs["csv"])
+
+
+CSV_SIGNATURE = [tf.TensorSpec([None], tf.string, name="csv")]
+parse_csv = tf.function(split_csv, input_signature=CSV_SIGNATURE)
 
 
 def trained_mlp(epochs=1, **kwargs):

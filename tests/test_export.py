@@ -19,7 +19,17 @@ from xai_callback.receivers import serialize_examples
 from xai_callback.tensor_io import decode_tensor_dict
 from xai_callback.verify import signature_io
 
-from models import N_FEATURES, csv_lines, parse_csv, trained_mlp, two_head_model, tabular_data
+from models import (
+    CSV_SIGNATURE,
+    N_FEATURES,
+    csv_lines,
+    parse_csv,
+    split_csv,
+    split_csv_dict,
+    tabular_data,
+    trained_mlp,
+    two_head_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +298,93 @@ def test_ram_filesystem_export(trained):
     got = loaded.signatures["xai_model"](feats=tf.constant(x[:2]))["score"].numpy()
     np.testing.assert_allclose(got, model.predict(x[:2], verbose=0), rtol=1e-5, atol=1e-6)
     assert storage.exists(extra_path(path, PROVENANCE_FILE))
+
+
+def test_keras_input_names_that_are_not_signature_keys_are_made_valid(tmp_path):
+    import keras
+
+    a = keras.Input((2,), name="monthly charges")
+    b = keras.Input((1,), name="x-1")
+    out = keras.layers.Dense(1, name="score")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model({"monthly charges": a, "x-1": b}, out)
+    path = str(tmp_path / "names")
+    export_explainable_model(model, path)
+    sigs = tf.saved_model.load(path).signatures
+    assert io_keys(sigs["xai_model"]) == (["monthly_charges", "x_1"], ["score"])
+    x = {"monthly charges": np.ones((2, 2), "float32"), "x-1": np.zeros((2, 1), "float32")}
+    got = sigs["xai_model"](monthly_charges=tf.constant(x["monthly charges"]), x_1=tf.constant(x["x-1"]))
+    np.testing.assert_allclose(got["score"].numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_user_input_name_that_is_not_a_signature_key_is_refused(trained):
+    model, _ = trained
+    spec = [tf.TensorSpec([None], tf.string, name="csv line")]
+    with pytest.raises(SignatureError, match=r"input name 'csv line'.*'csv_line'"):
+        ExplainableExporter(model, preprocess_fn=(parse_csv.python_function, spec)).prepare()
+
+
+def test_sequential_built_without_input_exports(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.layers.Dense(3), keras.layers.Dense(1, name="y")])
+    model.build((None, N_FEATURES))
+    path = str(tmp_path / "seq")
+    export_explainable_model(model, path)
+    x = np.ones((2, N_FEATURES), "float32")
+    sigs = tf.saved_model.load(path).signatures
+    (key,) = signature_io(sigs["xai_model"])[0]
+    (out,) = sigs["xai_model"](**{key: tf.constant(x)}).values()
+    np.testing.assert_allclose(out.numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_input_name_starting_with_underscore_gets_a_valid_key(tmp_path):
+    import keras
+
+    inputs = keras.Input((2,), name="_x")
+    model = keras.Model(inputs, keras.layers.Dense(1, name="y")(inputs))
+    path = str(tmp_path / "underscore")
+    export_explainable_model(model, path)
+    assert io_keys(tf.saved_model.load(path).signatures["xai_model"]) == (["input__x"], ["y"])
+
+
+def test_custom_serving_with_its_own_inputs_beside_a_preprocess(trained, tmp_path):
+    model, x = trained
+    raw = [tf.TensorSpec([None, N_FEATURES], tf.float64, name="raw")]
+
+    def to_float(raw):
+        return {"feats": tf.cast(raw, tf.float32)}
+
+    def serve_csv(csv):
+        return {"score": model(split_csv(csv)["feats"], training=False)}
+
+    path = str(tmp_path / "mixed")
+    export_explainable_model(
+        model, path, preprocess_fn=(to_float, raw), serving_fn=(serve_csv, CSV_SIGNATURE),
+        sample={"csv": csv_lines(x[:3])},
+    )
+    sigs = tf.saved_model.load(path).signatures
+    assert io_keys(sigs["serving_default"]) == (["csv"], ["score"])
+    assert io_keys(sigs["xai_preprocess"]) == (["raw"], ["feats"])
+
+
+def test_sample_of_the_wrong_shape_is_named_before_export(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match=r"sample\['feats'\] has shape \[1, 2\].*float32\[None,4\]"):
+        ExplainableExporter(model, sample={"feats": [[1.0, 2.0]]}).prepare()
+
+
+@pytest.mark.parametrize("signature", ["positional", "dict", "kwargs"])
+def test_signature_functions_survive_a_config_round_trip(trained, tmp_path, signature):
+    from xai_callback.callbacks.config import resolve_functions, serialize_options
+
+    model, x = trained
+    spec = CSV_SIGNATURE[0]
+    forms = {
+        "positional": SignatureFunction(split_csv, [spec]),
+        "dict": SignatureFunction(split_csv_dict, [{"csv": spec}]),
+        "kwargs": SignatureFunction(split_csv, {"csv": spec}),
+    }
+    options = resolve_functions(serialize_options({"preprocess_fn": forms[signature]}))
+    path = str(tmp_path / signature)
+    export_explainable_model(model, path, sample={"csv": csv_lines(x[:2])}, **options)
+    assert io_keys(tf.saved_model.load(path).signatures["xai_preprocess"]) == (["csv"], ["feats"])

@@ -240,8 +240,8 @@ class ExplainableExporter:
                     f"sample has keys {sorted(self.sample)} but serving_default takes "
                     f"{sorted(serving.input_specs)} (missing: {missing})."
                 )
-            return {k: tf.convert_to_tensor(self.sample[k], serving.input_specs[k].dtype)
-                    for k in serving.input_specs}
+            return {k: _sample_tensor(self.sample[k], k, spec)
+                    for k, spec in serving.input_specs.items()}
         if not self.verify:
             return None
         return generate_sample(serving.input_specs, owner=SERVING_DEFAULT)
@@ -426,6 +426,23 @@ def _resources_of(owners):
                 seen.add(id(obj))
                 found.append(obj)
     return found
+
+
+def _sample_tensor(value, key, spec):
+    """`sample[key]` as a tensor of `spec`; a mismatch names the key now, not at export."""
+    try:
+        tensor = tf.convert_to_tensor(value, spec.dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"sample[{key!r}] cannot be read as {describe_spec(spec)} for "
+            f"serving_default: {e}"
+        ) from None
+    if not spec.shape.is_compatible_with(tensor.shape):
+        raise ValueError(
+            f"sample[{key!r}] has shape {tensor.shape.as_list()}, but serving_default "
+            f"input {key!r} is {describe_spec(spec)}."
+        )
+    return tensor
 
 
 def _to_numpy(tensors):

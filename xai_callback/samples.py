@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.layout import XAI_PREPROCESS
-from xai_callback.verify import explained_signature_name, signature_io
+# Re-exported: the exporter and the validator take model inputs from a sample.
+from xai_callback.verify import explained_inputs_from_sample  # noqa: F401
 
 GENERATED_SAMPLE_ROWS = 4
 
@@ -38,17 +38,3 @@ def generate_sample(specs, owner, rows=GENERATED_SAMPLE_ROWS, seed=0):
             value = np.zeros(shape)
         sample[key] = tf.constant(value, dtype=spec.dtype)
     return sample
-
-
-def explained_inputs_from_sample(signatures, sample):
-    """The explained signature's inputs for a `serving_default` sample.
-
-    Through `xai_preprocess` when the export has it; the sample itself when it
-    has the explained signature's keys; else None.
-    """
-    if XAI_PREPROCESS in signatures:
-        return signatures[XAI_PREPROCESS](**sample)
-    inputs, _ = signature_io(signatures[explained_signature_name(signatures)])
-    if set(inputs) <= set(sample):
-        return {k: sample[k] for k in inputs}
-    return None

@@ -5,6 +5,8 @@ TensorSpecs are named (the names become the SavedModel's input keys) and whose
 output is a flat `{str: Tensor}` dict (TF cannot serve nested outputs).
 """
 
+import re
+
 import tensorflow as tf
 
 from xai_callback.errors import ExportVerificationError, SignatureError
@@ -51,6 +53,8 @@ class SignatureFunction:
         self.fn = fn
         self.output_names = list(output_names) if output_names else None
         self._call_style, self.input_specs = _input_specs(fn, input_signature, name)
+        for key in self.input_specs:
+            check_signature_key(key, name)
         named = [tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in self.input_specs.items()]
         self.tf_function = tf.function(self._call, input_signature=named, autograph=False)
         self._concrete = None
@@ -83,6 +87,14 @@ class SignatureFunction:
                     f"{type(e).__name__}: {e}"
                 ) from e
         return self._concrete
+
+    def input_signature(self):
+        """The input signature in the form that reproduces this call style."""
+        if self._call_style == "kwargs":
+            return dict(self.input_specs)
+        if self._call_style == "dict":
+            return [dict(self.input_specs)]
+        return [tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in self.input_specs.items()]
 
     def output_specs(self):
         return signature_io(self.concrete_function())[1]
@@ -137,6 +149,23 @@ def _input_specs(fn, input_signature, name):
             )
         specs[key] = spec
     return "positional", specs
+
+
+def signature_key(name):
+    """`name` made a valid signature input key (as TensorFlow would need it)."""
+    key = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    # Graph op names cannot start with "_" or a digit.
+    return key if key[:1].isalpha() else f"input_{key}"
+
+
+def check_signature_key(key, name):
+    """Refuses input keys TensorFlow would reject or silently rename."""
+    if not isinstance(key, str) or not key or signature_key(key) != key:
+        raise SignatureError(
+            f"`{name}` has input name {key!r}, which is not a valid signature key "
+            "(letters, digits and underscores, starting with a letter); "
+            f"TensorFlow would reject or rename it. Use e.g. {signature_key(str(key) or 'x')!r}."
+        )
 
 
 def _check_spec(spec, name, position):
@@ -223,20 +252,37 @@ def model_signature_function(model, name="xai_model"):
             "signature."
         )
     specs = {}
+    # Keras allows Input names ("my input", "x-1") that are not valid
+    # signature keys; the key is the name made valid.
+    key_of = {}
     for tensor in inputs:
-        key = tensor.name.split(":")[0]
+        input_name = tensor.name.split(":")[0]
+        key = signature_key(input_name)
+        if key in specs:
+            raise SignatureError(
+                f"The model's Inputs {sorted(n for n, k in key_of.items() if k == key) + [input_name]} "
+                f"all become the signature key {key!r}; rename them."
+            )
+        key_of[input_name] = key
         specs[key] = tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=key)
-    structure = model.input
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):
+        # A Keras 3 Sequential built without keras.Input has `inputs` but was
+        # never called, so it has no `input` structure: a flat one is right.
+        structure = inputs[0] if len(inputs) == 1 else list(inputs)
 
     def call_model(**values):
         # Rebuild the structure the model was defined with (tensor, list or
         # dict of Inputs), matching tensors by Input name.
-        packed = tf.nest.map_structure(lambda t: values[t.name.split(":")[0]], structure)
+        packed = tf.nest.map_structure(lambda t: values[key_of[t.name.split(":")[0]]], structure)
         return model(packed, training=False)
 
-    return SignatureFunction(
-        call_model, specs, output_names=list(model.output_names), name=name
-    )
+    try:
+        output_names = list(model.output_names)
+    except AttributeError:  # the same never-called Sequential: its last layer
+        output_names = [model.layers[-1].name]
+    return SignatureFunction(call_model, specs, output_names=output_names, name=name)
 
 
 def compose(preprocess, model_fn, name="serving_default"):

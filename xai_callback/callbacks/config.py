@@ -108,7 +108,7 @@ def _serialize_one(value, argument):
                 f"{argument}={value!r} has output_names, which a config cannot carry; "
                 "return a dict from the function instead."
             )
-        value = (value.fn, dict(value.input_specs))
+        value = (value.fn, value.input_signature())
     if _is_pair(value):
         fn, signature = value
         return [_serialize_one(fn, argument), serialize_input_signature(signature)]
