@@ -4,7 +4,6 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from xai_callback import storage
@@ -400,7 +399,7 @@ class ExplainableExporter:
         if self._sample is not None:
             expected = self.functions[SERVING_DEFAULT].call_dict(self._sample)
             check_serving_identity(
-                signatures, self._sample, expected=_to_numpy(expected), rtol=self.rtol, atol=self.atol
+                signatures, self._sample, expected=expected, rtol=self.rtol, atol=self.atol
             )
 
 
@@ -443,10 +442,6 @@ def _sample_tensor(value, key, spec):
             f"input {key!r} is {describe_spec(spec)}."
         )
     return tensor
-
-
-def _to_numpy(tensors):
-    return {k: np.asarray(v) for k, v in tensors.items()}
 
 
 def export_explainable_model(model, export_dir, **options):

@@ -7,10 +7,6 @@ they are resolved when training starts, with an error that says what failed.
 import importlib
 
 
-def is_import_string(value):
-    return isinstance(value, str) and ":" in value
-
-
 def resolve_import_string(value, argument):
     """The object named by `"package.module:attr.sub"`.
 

@@ -6,7 +6,6 @@ dtype and shape alongside for people reading the file.
 
 import base64
 
-import numpy as np
 import tensorflow as tf
 
 
@@ -32,8 +31,3 @@ def decode_tensor_dict(obj):
         raw = base64.b64decode(entry["serialized_b64"])
         out[key] = tf.io.parse_tensor(raw, out_type=tf.as_dtype(entry["dtype"]))
     return out
-
-
-def to_numpy_dict(tensors):
-    """`{key: tensor}` -> `{key: np.ndarray}` (bytes stay bytes)."""
-    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in tensors.items()}
