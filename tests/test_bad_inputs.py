@@ -131,6 +131,10 @@ CASES = [
     ("path-count-out-of-range", ok_dir, dict(explanation_spec=dict(method={
         "sampledShapleyAttribution": {"pathCount": 51}})), ValueError, ["path_count", "got 51"], {}),
     ("top-k-zero", ok_dir, dict(explanation_spec=dict(top_k=0)), ValueError, ["top_k", "got 0"], {}),
+    ("split-not-bool", ok_dir, dict(split="auto"), TypeError, ["split='auto'"], {}),
+    ("preprocess-int-for-float", ok_dir, dict(preprocess_fn=preprocess_returning(
+        lambda f: {"feats": tf.cast(f, tf.int64)}), sample={"csv": ["1,2,3,4"]}), ValueError,
+     ["'feats' is int64", "float32", "tf.cast"], {}),
 ]
 
 

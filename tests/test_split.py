@@ -410,3 +410,16 @@ def test_callback_exports_a_split_model_without_a_sample(tmp_path):
     assert sorted(loaded.signatures) == ["serving_default", "xai_model", "xai_preprocess"]
     metadata = json.loads((tmp_path / "export/assets.extra/vertex_explanation_metadata.json").read_text())
     assert metadata["inputs"]["Color1"]["encoding"] == "INDICATOR"
+
+
+def test_wrapped_application_output_is_named_by_the_application(tmp_path_factory):
+    """`Model(x, MobileNetV2(...)(x))`: the output key is `predictions`, not the
+    nested model's name `mobilenetv2_1.00_224`."""
+    inner_in = keras.Input((8,))
+    inner = keras.Model(inner_in, keras.layers.Dense(3, activation="softmax", name="predictions")(inner_in),
+                        name="mobilenetv2_1.00_224")
+    pixels = keras.Input((8,), name="pixels")
+    model = keras.Model(pixels, inner(pixels))
+    _, _, loaded = export(model, tmp_path_factory, "wrapped")
+    for name in ("serving_default", "xai_model"):
+        assert sorted(signature_io(loaded.signatures[name])[1]) == ["predictions"]
