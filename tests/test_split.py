@@ -423,3 +423,27 @@ def test_wrapped_application_output_is_named_by_the_application(tmp_path_factory
     _, _, loaded = export(model, tmp_path_factory, "wrapped")
     for name in ("serving_default", "xai_model"):
         assert sorted(signature_io(loaded.signatures[name])[1]) == ["predictions"]
+
+
+def test_sequential_text_model_and_raw_id_inputs_are_split(tmp_path_factory):
+    """A Sequential with TextVectorization first, and ids fed straight to an
+    Embedding(mask_zero=True) -> LSTM: both cut after the embedding, mask kept."""
+    texts, labels = reviews(rows=32, seed=3)
+    vectorize = keras.layers.TextVectorization(max_tokens=16, output_sequence_length=5)
+    vectorize.adapt(texts[:, 0])
+    sequential = keras.Sequential([keras.Input(shape=(1,), dtype="string", name="review"), vectorize,
+                                   keras.layers.Embedding(16, 4), keras.layers.GlobalAveragePooling1D(),
+                                   keras.layers.Dense(1, name="score")])
+    _, _, loaded = export(sequential, tmp_path_factory, "sequential_text")
+    assert sorted(signature_io(loaded.signatures["xai_model"])[0]) == ["review", "review_ids"]
+    assert_contract_holds(loaded, sequential, {"review": texts[:6]}, "score")
+
+    ids = keras.Input(shape=(6,), dtype="int32", name="word_ids")
+    x = keras.layers.Embedding(20, 4, mask_zero=True)(ids)
+    lstm = keras.Model(ids, keras.layers.Dense(1, name="score")(keras.layers.LSTM(3)(x)))
+    _, _, loaded = export(lstm, tmp_path_factory, "lstm_ids")
+    model_in = signature_io(loaded.signatures["xai_model"])[0]
+    assert model_in["word_ids"].dtype == tf.float32 and model_in["word_ids"].shape.as_list() == [None, 6, 4]
+    assert model_in["word_ids_mask"].dtype == tf.bool
+    rows = {"word_ids": np.array([[3, 4, 0, 0, 0, 0], [5, 6, 7, 8, 9, 1]], "int32")}
+    assert_contract_holds(loaded, lstm, rows, "score")
