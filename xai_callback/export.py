@@ -114,6 +114,10 @@ class ExplainableExporter:
             newest, or in the callback's best-epoch mode the best by the
             monitored value (the one just written is always kept). Defaults
             to None: keep all.
+        store_sample: write the verification sample into the export
+            (`assets.extra/xai_sample.json`, used by `validate` to re-check the
+            export later). It holds rows of your input data: pass False to
+            keep them out of the export. Defaults to True.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -138,6 +142,7 @@ class ExplainableExporter:
         overwrite=False,
         versioned=False,
         keep=None,
+        store_sample=True,
     ):
         from xai_callback.spec import ExplanationSpec
 
@@ -176,6 +181,9 @@ class ExplainableExporter:
         self.rtol, self.atol = rtol, atol
         self.overwrite = overwrite
         self.versioned, self.keep = versioned, keep
+        if not isinstance(store_sample, bool):
+            raise TypeError(f"store_sample must be True or False; received store_sample={store_sample!r}.")
+        self.store_sample = store_sample
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -275,7 +283,7 @@ class ExplainableExporter:
                 keep=self.keep, training_info=training_info,
             )
         finally:
-            storage.rmtree(staging)
+            placement.end(staging)
         return result
 
     def _export_as_worker(self, export_dir, strategy, training_info):
@@ -317,7 +325,7 @@ class ExplainableExporter:
             from xai_callback.spec import to_legacy_metadata
 
             storage.write_json(join(path, LEGACY_METADATA_FILE), to_legacy_metadata(metadata, parameters))
-        if self._sample is not None:
+        if self._sample is not None and self.store_sample:
             storage.write_json(extra_path(path, SAMPLE_FILE), encode_tensor_dict(self._sample))
         record = build_provenance(
             list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info
