@@ -27,7 +27,8 @@ class Faults:
     """Numbered fault points around every storage write; see the module docstring."""
 
     def __init__(self, at=None, action=None):
-        self.at, self.action = at, action
+        """`action`: called at point `at`; "die" for `self.die`."""
+        self.at, self.action = at, (self.die if action == "die" else action)
         self.count, self.trace, self.dead = 0, [], False
 
     def point(self, operation):
@@ -51,7 +52,8 @@ class Faults:
                 setattr(module, name, wrapper)
 
         for name in WRITING:
-            patch(storage, name, self._around(getattr(storage, name), name))
+            if hasattr(storage, name):
+                patch(storage, name, self._around(getattr(storage, name), name))
         begin = placement.begin
 
         @functools.wraps(begin)

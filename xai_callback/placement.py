@@ -31,7 +31,8 @@ replace.
   restoring it. A version number is claimed by checking that it is free and
   copying: give each versioned `export_dir` on an object store one writer.
   There TF Serving can see a version directory while it is being copied (it
-  fails to load it until `saved_model.pb` arrives, and retries);
+  fails to load it until `saved_model.pb` arrives, and retries 5 times a
+  minute apart by default);
   `published_versions` does not list it before the commit marker.
 - Local disks: files, the staging directory and the parent are fsynced before
   an export is renamed into place, and the parent again before the old export
@@ -513,6 +514,8 @@ def _delete_partial(target):
         record = _read_record(target)
         if record is not None and "files" in record:
             delete_files(target, record["files"])
+        if storage.isdir(target) and not storage.listdir(target):
+            storage.rmtree(target)
     except (tf.errors.OpError, OSError):
         pass  # the next export's clean-up deletes it
 
@@ -681,13 +684,7 @@ def clean_stale(export_dir, versioned=False):
         if not is_complete(export_dir):  # keep every complete copy for later
             stale = [(k, p) for k, p in stale if not (k == "retired" and is_complete(p))]
     if versioned and not is_local(export_dir):
-        for name in version_names(export_dir).values():
-            path = join(export_dir, name)
-            record = _read_record(path)
-            if record is not None and not is_complete(path) and not writers.is_alive(
-                parent, prefix, str(record.get("writer"))
-            ):
-                stale.append(("partial", path))
+        stale += [("partial", path) for path in _abandoned_copies(export_dir)]
     for kind, path in sorted(stale, key=lambda e: e[0] == "writer"):  # markers last
         if kind == "writer":
             storage.remove(path)
@@ -696,6 +693,25 @@ def clean_stale(export_dir, versioned=False):
         else:
             storage.rmtree(path)
     return [path for _, path in stale]
+
+
+def _abandoned_copies(export_dir):
+    """Object stores: version directories whose copy was abandoned.
+
+    Ours without the commit marker whose writer is gone, and directories
+    without a single file (a copy killed before its first file).
+    """
+    parent, prefix = _where(export_dir, True)
+    for name in version_names(export_dir).values():
+        path = join(export_dir, name)
+        if is_complete(path):
+            continue
+        record = _read_record(path)
+        if record is not None:
+            if not writers.is_alive(parent, prefix, str(record.get("writer"))):
+                yield path
+        elif all(f.endswith("/") for f in storage.list_files(path)):
+            yield path
 
 
 def _restore(retired, export_dir):
