@@ -24,6 +24,7 @@ from xai_callback.layout import PROVENANCE_FILE, extra_path
 from xai_callback.provenance import read_provenance
 
 from models import mlp
+from subprocess_runs import script_env
 
 pytestmark = pytest.mark.timeout(600)  # a hung worker fails instead of stalling CI
 
@@ -177,3 +178,17 @@ def test_two_processes_exporting_at_once_get_distinct_complete_versions(tmp_path
         writers.add((training["writer"], training["round"]))
     assert len(writers) == 6  # every export of both processes, none overwritten
     assert not [n for n in os.listdir(export_dir) if TEMPORARY.search(n)]
+
+
+def test_no_environment_variable_can_kill_an_export(tmp_path):
+    """Fault injection lives in the tests (tests/faults.py), not in the package."""
+    script = (
+        "import sys; from xai_callback import export_explainable_model; from models import mlp; "
+        "export_explainable_model(mlp(), sys.argv[1], verify=False); print('exported')"
+    )
+    # The variable that made the package SIGKILL itself at its first fault point.
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model")], capture_output=True, text=True,
+        timeout=240, env=script_env(XAI_CALLBACK_FAULT_INJECT="1"),
+    )
+    assert done.returncode == 0 and "exported" in done.stdout, (done.returncode, done.stderr[-2000:])

@@ -22,7 +22,7 @@ from xai_callback.layout import (
     join,
 )
 from xai_callback import distribute, placement
-from xai_callback.provenance import build_provenance, write_provenance
+from xai_callback.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
     check_preprocess_output,
@@ -282,6 +282,7 @@ class ExplainableExporter:
                 staging, export_dir, overwrite=self.overwrite, versioned=self.versioned,
                 keep=self.keep, training_info=training_info,
             )
+            result.provenance = read_provenance(result.path)  # with the file list publish added
         finally:
             placement.end(staging)
         return result

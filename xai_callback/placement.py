@@ -69,7 +69,6 @@ STAGING_MARK = ".xai-staging-"
 RETIRED_MARK = ".xai-retired-"
 SAVED_MODEL_FILE = "saved_model.pb"
 COMPLETE_FILE = "xai_callback_complete.json"
-PUBLISH_LOCK = ".xai-publish.lock"
 VERSION_NAME = re.compile(r"^[0-9]+$")
 # Attempts to claim a version number against concurrent writers.
 MAX_CLAIM_ATTEMPTS = 1000
@@ -301,13 +300,27 @@ def _seal(staging, writer):
 
 @contextlib.contextmanager
 def _publish_lock(export_dir, versioned):
-    """Serialises compare-and-publish between processes (local disks)."""
-    if not is_local(export_dir):
-        yield  # object stores: one writer per export_dir (module docstring)
-        return
-    parent, prefix = _where(export_dir, versioned)
-    with storage.FileLock(join(parent, f"{prefix}{PUBLISH_LOCK}"), blocking=True):
+    """Serialises compare-and-publish between processes (local disks).
+
+    The lock is a `flock` on the directory the exports live in (the base
+    directory, or the parent of a non-versioned export), so no file is left.
+    """
+    lock = None
+    if is_local(export_dir):  # object stores: one writer per export_dir (module docstring)
+        try:
+            lock = storage.FileLock(_where(export_dir, versioned)[0], blocking=True)
+        except OSError:
+            lock = None  # a file system without flock: publish unserialised
+    try:
         yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _token_of(staging):
+    """The writer token at the end of a staging path."""
+    return str(staging).rsplit(STAGING_MARK, 1)[-1]
 
 
 def _retired_path(export_dir, versioned, writer):
@@ -335,9 +348,14 @@ def place(staging, export_dir, overwrite=False, writer=None):
             copy_files(staging, export_dir)
         return
     old_files = files_of(export_dir)
-    writer = writer or writers.Writer(*_where(export_dir, False))
     if not is_local(export_dir):
-        _replace_files(staging, export_dir, old_files, _retired_path(export_dir, False, writer))
+        own = writer is None
+        writer = writer or writers.Writer(*_where(export_dir, False))
+        try:
+            _replace_files(staging, export_dir, old_files, _retired_path(export_dir, False, writer))
+        finally:
+            if own:
+                writer.release()
         return
     carry_over(export_dir, staging, old_files)
     storage.sync_tree(staging)
@@ -346,7 +364,7 @@ def place(staging, export_dir, overwrite=False, writer=None):
         storage.sync_dir(parent)  # the swap is on disk before the old tree goes
         storage.rmtree(staging)  # now holds the old export
         return
-    retired = _retired_path(export_dir, False, writer)
+    retired = join(split_path(export_dir)[0], f".{split_path(export_dir)[1]}{RETIRED_MARK}{_token_of(staging)}")
     storage.rename(export_dir, retired)
     storage.sync_dir(parent)
     storage.rename(staging, export_dir)

@@ -179,6 +179,8 @@ class ExportPolicy:
 
     def on_epoch_end(self, model, epoch, logs):
         if not self.save_best_only:
+            if self.tuner is not None:  # the final weights' objective: the last epoch's
+                self.best_objective = self.tuner.objective_value(logs)
             return
         value = (logs or {}).get(self.monitor)
         if value is None:
@@ -228,8 +230,8 @@ class ExportPolicy:
             return
         if self.save_best_only and self.best_exported:
             return  # The best epoch was already exported (on improvement or in an earlier fit).
-        if not self.save_best_only:
-            self.weights_kind = "ema" if ema_weights(model) is not None else "model"
+        if not self.save_best_only:  # Keras put the averages into the model already
+            self.weights_kind = "ema" if getattr(getattr(model, "optimizer", None), "use_ema", False) else "model"
         final_weights = model.get_weights() if self.save_best_only else None
         try:
             if self.save_best_only:
