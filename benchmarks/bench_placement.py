@@ -4,8 +4,11 @@ Each round replaces an existing export (the common case: export on improvement,
 or a second run) with `verify=False`, so the figure is the write plus the
 placement protocol. "no fsync" turns `storage.sync_tree`/`sync_dir` into no-ops
 in the same process: the same protocol without the power-loss guarantee.
+The last row isolates `sync_tree` on a freshly written copy of the export
+(dirty pages), against the time of writing that copy.
 """
 
+import shutil
 import tempfile
 
 import common
@@ -54,6 +57,14 @@ def main():
             rows.append([name, LABELS[variant], common.fmt_ms(wall[variant]), ratio])
         rows.append([name, "fsync alone (on − off)",
                      common.fmt_ms(common.paired_differences(wall["fsync"], wall["no_fsync"])), ""])
+        copies, syncs = [], []
+        for _ in range(args.repeats):
+            target = tempfile.mkdtemp() + "/copy"
+            copies.append(common.timed(shutil.copytree, export_dir, target)[0]["wall"])
+            syncs.append(common.timed(real[0], target)[0]["wall"])
+            shutil.rmtree(target)
+        rows.append([name, "sync_tree of a fresh copy (vs writing the copy)", common.fmt_ms(syncs),
+                     common.fmt_ratio([s / c for s, c in zip(syncs, copies)])])
     print(common.machine_note())
     print(common.markdown_table(["model", "variant", "wall: median [min–max]", "ratio to fsync off"], rows))
 
