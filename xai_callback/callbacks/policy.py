@@ -105,7 +105,7 @@ class ExportPolicy:
         # Built once so bad options fail at construction, before fit.
         self._probe_options()
         self.exporter = None
-        self.fit = self.tuner = None  # found in on_train_begin
+        self.fit_context = self.tuner = None  # found in on_train_begin
         self._forget_best()
         self._fresh = False  # compare with what is already published
 
@@ -220,6 +220,7 @@ class ExportPolicy:
                 )
 
     def on_train_end(self, model):
+        self.fit_context = None  # holds fit's callback list: not kept past the fit
         if self.save_best_only and self.best_weights is None:
             beaten = (
                 f" beat {self.monitor}={self.best_beaten[0]} of the export already at "
@@ -251,13 +252,13 @@ class ExportPolicy:
         fit_context.check_backup_dir(self.export_dir, context)
         if self.strict:
             fit_context.check_monitor_can_appear(self.monitor, model, context)
-        self.fit = context
+        self.fit_context = context
         self.tuner = fit_context.find_tuner_trial(context)
 
     def _validation_skipped(self, epoch):
         """True when `monitor` is a validation value and fit validates not this epoch."""
-        return (self.monitor.startswith("val_") and self.fit is not None
-                and self.fit.has_validation and not self.fit.validates_at(epoch))
+        return (self.monitor.startswith("val_") and self.fit_context is not None
+                and self.fit_context.has_validation and not self.fit_context.validates_at(epoch))
 
     def _missing_monitor(self, epoch, logs):
         """The epoch does not count; warn once per fit, or fail with `strict`."""
