@@ -1,9 +1,9 @@
 """Export worker for the crash-safety tests: imports TensorFlow once, forks per job.
 
 TensorFlow is imported here but runs no op before forking, which is what makes
-fork safe; each forked child builds a tiny model and exports, with
-XAI_CALLBACK_FAULT_INJECT set so it SIGKILLs itself at one fault point. This
-pays the TensorFlow import (~6-10 s) once instead of once per kill.
+fork safe; each forked child builds a tiny model and exports, with the storage
+functions wrapped (tests/faults.py) so it SIGKILLs itself at one fault point.
+This pays the TensorFlow import (~6-10 s) once instead of once per kill.
 
 Protocol (stdin -> stdout, one JSON object a line):
   {"jobs": [{"dir": ..., "fault": "N" | "N:SECONDS" | null, "versioned": bool,
@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,13 +25,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402,F401  (imported before fork on purpose)
 import xai_callback  # noqa: E402
-from xai_callback import storage  # noqa: E402
+from faults import Faults  # noqa: E402
+
+
+def kill_now(operation=None):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_after(seconds):
+    def start(operation=None):
+        timer = threading.Timer(seconds, kill_now)
+        timer.daemon = True
+        timer.start()
+
+    return start
 
 
 def run_job(job, report_fd):
-    if job.get("fault"):
-        os.environ["XAI_CALLBACK_FAULT_INJECT"] = job["fault"]
-    storage._fault_state["trace"] = []
+    """`fault` "N" kills at fault point N; "N:SECONDS" that long after reaching it."""
+    at, _, delay = (job.get("fault") or "").partition(":")
+    action = (kill_after(float(delay)) if delay else kill_now) if at else None
+    faults = Faults(at=int(at) if at else None, action=action).install()
     from models import mlp
 
     model = mlp(seed=1)
@@ -40,7 +55,7 @@ def run_job(job, report_fd):
         time.sleep(max(0.0, job["start_at"] - time.time()))
     for round_ in range(job.get("rounds", 1)):
         exporter.export(job["dir"], training_info={"writer": os.getpid(), "round": round_})
-    report = {"points": storage.fault_points_passed(), "trace": storage._fault_state["trace"]}
+    report = {"points": faults.count, "trace": faults.trace}
     os.write(report_fd, json.dumps(report).encode())
 
 

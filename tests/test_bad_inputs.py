@@ -72,6 +72,8 @@ CASES = [
     ("export-dir-foreign-non-empty", make_foreign_dir, {}, ValueError,
      ["export_dir=", "foreign'", "overwrite=True"], None),
     ("export-dir-symlink", make_symlink, {}, ValueError, ["export_dir=", "link'", "symbolic link"], None),
+    ("export-dir-symlink-trailing-slash", lambda t: make_symlink(t) + "/", {}, ValueError,
+     ["export_dir=", "link/'", "symbolic link"], None),
     ("versioned-into-savedmodel", make_savedmodel_dir, dict(versioned=True), ValueError,
      ["export_dir=", "sm'", "holds a SavedModel"], None),
     ("threshold-not-a-number", ok_dir, dict(initial_value_threshold="low"), TypeError,
@@ -86,13 +88,19 @@ CASES = [
     ("keep-without-versioned", ok_dir, dict(keep=2), ValueError, ["keep=2", "versioned=True"], None),
     ("strict-not-bool", ok_dir, dict(strict="yes"), TypeError, ["strict='yes'"], None),
     ("strict-without-best", ok_dir, dict(strict=True), ValueError, ["strict=True", "save_best_only=False"], None),
+    ("publish-unknown", ok_dir, dict(publish="newest"), ValueError, ["publish='newest'", "'best'"], None),
+    ("publish-best-without-best", ok_dir, dict(publish="best"), ValueError,
+     ["publish='best'", "save_best_only=False"], None),
     # -- raised in on_train_begin, before the first batch --------------------------
     ("monitor-cannot-appear-val", ok_dir, dict(save_best_only=True, strict=True), ValueError,
      ["monitor='val_loss'", "no validation data"], {}),
     ("monitor-cannot-appear-metric", ok_dir, dict(monitor="accuracy", save_best_only=True, strict=True),
      ValueError, ["monitor='accuracy'", "['auc', 'loss']"], {}),
     ("export-dir-in-backup-dir", lambda t: str(t / "backup" / "export"), {}, ValueError,
-     ["export_dir=", "backup/export'", "backup_dir="], {"backup": True}),
+     ["export_dir=", "backup/export'", "backup_dir="], {"backup": "backup"}),
+    ("backup-dir-in-export-dir", ok_dir, {}, ValueError,
+     ["backup_dir=", "out/backup'", "inside export_dir=", "out'"], {"backup": "out/backup"}),
+    ("store-sample-not-bool", ok_dir, dict(store_sample="no"), TypeError, ["store_sample='no'"], {}),
     ("reserved-signature-name", ok_dir, dict(extra_signatures={"xai_model": parse_csv}), ValueError,
      ["extra_signatures", "'xai_model'"], {}),
     ("signature-name-empty", ok_dir, dict(extra_signatures={"": parse_csv}), ValueError,
@@ -160,7 +168,7 @@ def test_bad_input_fails_before_training(model, data, tmp_path, make_dir, kwargs
         counter = BatchCounter()
         callbacks = [counter]
         if fit_kwargs.get("backup"):
-            callbacks.append(keras.callbacks.BackupAndRestore(str(tmp_path / "backup")))
+            callbacks.append(keras.callbacks.BackupAndRestore(str(tmp_path / fit_kwargs["backup"])))
         callbacks.append(callback)
         try:
             model.fit(*data, epochs=1, verbose=0, callbacks=callbacks)

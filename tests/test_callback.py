@@ -92,6 +92,7 @@ def test_best_epoch_is_recorded_in_provenance(best_epoch_run):
     training = storage.read_json(extra_path(path, PROVENANCE_FILE))["training"]
     assert training == {
         "reason": "train_end", "epoch": 2, "monitor": "score", "monitor_value": 1.0, "mode": "min",
+        "weights": "model", "publish": "best",
     }
 
 
@@ -113,7 +114,7 @@ def test_final_weights_export_without_save_best_only(data, tmp_path):
     path = str(tmp_path / "final")
     model.fit(x, y, epochs=2, verbose=0, callbacks=[XaiExportCallback(path)])
     np.testing.assert_allclose(exported_predictions(path, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
-    assert storage.read_json(extra_path(path, PROVENANCE_FILE))["training"] == {"reason": "train_end"}
+    assert storage.read_json(extra_path(path, PROVENANCE_FILE))["training"] == {"reason": "train_end", "weights": "model"}
 
 
 def test_export_on_improvement_exports_each_improvement(data, tmp_path):

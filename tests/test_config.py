@@ -56,6 +56,7 @@ EVERY_ARGUMENT = dict(
     export_on_improvement=True,
     verbose=1,
     strict=True,
+    publish="best",
     serving_fn=(parse_line, LINE_SPEC),
     preprocess_fn="test_config:parse_line_with_signature",
     model_fn=(identity_features, {"feats": FEATS_SPEC}),
@@ -72,6 +73,7 @@ EVERY_ARGUMENT = dict(
     versioned=True,
     keep=3,
     split=False,
+    store_sample=False,
 )
 
 parse_line_with_signature = tf.function(parse_line, input_signature=LINE_SPEC)

@@ -2,7 +2,8 @@
 
 A worker (tests/crash_child.py) imports TensorFlow once and forks one child
 per kill; the child SIGKILLs itself at one fault point of `storage` (before
-and after every write, rename, delete and the atomic swap), or some time after
+and after every write, rename, delete, fsync and the atomic swap; tests/faults.py
+wraps them), or some time after
 the staging write began (inside TensorFlow's SavedModel write, reload and
 verification). The parent then checks what a reader would see.
 """
@@ -23,12 +24,13 @@ from xai_callback.layout import PROVENANCE_FILE, extra_path
 from xai_callback.provenance import read_provenance
 
 from models import mlp
+from subprocess_runs import script_env
 
 pytestmark = pytest.mark.timeout(600)  # a hung worker fails instead of stalling CI
 
 CHILD = os.path.join(os.path.dirname(__file__), "crash_child.py")
 DELAYS = ["0.1", "0.4", "0.8", "1.5"]
-TEMPORARY = re.compile(r"\.xai-(staging|retired)-")
+TEMPORARY = re.compile(r"\.xai-(staging|retired|writer)-")
 
 
 def run_worker(jobs, parallel=2, timeout=240):
@@ -108,7 +110,8 @@ def test_kills_hit_at_least_20_distinct_moments(kill_runs):
     print(f"\n{len(killed)} kills of {len(kill_runs['results'])} jobs in {kill_runs['seconds']:.0f} s; "
           f"operations: {sorted(operations)}")
     assert len(killed) >= 20
-    assert {"begin", "write_text", "rename", "exchange", "rmtree", "makedirs"} <= operations
+    assert {"begin", "write_text", "claim_rename", "rename", "exchange", "rmtree", "makedirs", "sync_tree",
+            "sync_dir"} <= operations
     # Kills timed after the staging write began land inside TensorFlow's write.
     assert any(r["killed"] and ":" in r["fault"] for r in kill_runs["results"])
 
@@ -127,8 +130,8 @@ def test_versioned_kill_leaves_previous_version_and_no_partial_version(kill_runs
             assert created(os.path.join(export_dir, "1")) == previous
         elif result["killed"] and ":" not in result["fault"]:  # keep=1 retires 1 after claiming 2
             trace = kill_runs["measured"]["versioned"]["trace"]
-            renames = [i + 1 for i, op in enumerate(trace) if op == "rename"]
-            assert fault_number(result) > renames[2], result
+            claims = [i + 1 for i, op in enumerate(trace) if op == "claim_rename"]
+            assert fault_number(result) > claims[1], result  # 2 was in place before 1 went
 
 
 def test_plain_kill_leaves_a_complete_export_at_export_dir(kill_runs, templates):
@@ -175,3 +178,17 @@ def test_two_processes_exporting_at_once_get_distinct_complete_versions(tmp_path
         writers.add((training["writer"], training["round"]))
     assert len(writers) == 6  # every export of both processes, none overwritten
     assert not [n for n in os.listdir(export_dir) if TEMPORARY.search(n)]
+
+
+def test_no_environment_variable_can_kill_an_export(tmp_path):
+    """Fault injection lives in the tests (tests/faults.py), not in the package."""
+    script = (
+        "import sys; from xai_callback import export_explainable_model; from models import mlp; "
+        "export_explainable_model(mlp(), sys.argv[1], verify=False); print('exported')"
+    )
+    # The variable that made the package SIGKILL itself at its first fault point.
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model")], capture_output=True, text=True,
+        timeout=240, env=script_env(XAI_CALLBACK_FAULT_INJECT="1"),
+    )
+    assert done.returncode == 0 and "exported" in done.stdout, (done.returncode, done.stderr[-2000:])

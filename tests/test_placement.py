@@ -1,14 +1,13 @@
 """Versioned exports, keep=N, clean-up limits and path safety, on real exports."""
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, XaiExportCallback, export_explainable_model
-from xai_callback import placement, storage
+from xai_callback import placement, storage, writers
 from xai_callback.provenance import read_provenance
 
 from fit_helpers import InjectMonitor
@@ -36,14 +35,14 @@ def numeric(path):
     return sorted(int(n) for n in os.listdir(path) if n.isdigit())
 
 
-def dead_pid():
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
+def temp_name(kind, token="abcdef1234567890", prefix=""):
+    """A temporary of a writer that left no marker (so is gone)."""
+    return f"{prefix}.xai-{kind}-{token}"
 
 
-def temp_name(kind, pid, host=None, prefix=""):
-    return f"{prefix}.xai-{kind}-{host or placement._host()}-{pid}-abcdef12"
+def live_writer(parent, prefix=""):
+    """A writer marker locked by this process (held as a live writer's would be)."""
+    return writers.Writer(str(parent), prefix)
 
 
 def test_versioned_exports_count_up_and_load(trained, tmp_path):
@@ -80,6 +79,7 @@ def test_keep_best_uses_recorded_monitor_values(trained, tmp_path):
         versioned=True, keep=2, verify=False,
     )
     model.fit(x, y, epochs=2, verbose=0, callbacks=[InjectMonitor("fake", [0.5, 0.3]), callback])
+    callback.reset()  # a fresh start: the second fit exports its own best, though worse
     model.fit(x, y, epochs=2, verbose=0, callbacks=[InjectMonitor("fake", [0.9, 0.8]), callback])
     # The best (0.3, version 2) outlives the newer but worse version 3.
     assert numeric(tmp_path) == [2, 4]
@@ -103,34 +103,43 @@ def test_versions_to_keep_ranks_and_protects():
 
 def test_claim_moves_on_when_the_number_is_taken(exporter, tmp_path):
     export_with(exporter, tmp_path)
-    staging = placement.staging_path(str(tmp_path), versioned=True)
-    exporter._write(staging, None)
-    # As if another writer had claimed 1 between our listing and our rename.
-    assert placement.claim_version(staging, str(tmp_path), first=1) == 2
+    staging = placement.begin(str(tmp_path), versioned=True)
+    try:
+        exporter._write(staging, None)
+        # As if another writer had claimed 1 between our listing and our rename.
+        assert placement.claim_version(staging, str(tmp_path), first=1) == 2
+    finally:
+        placement.end(staging)
     assert numeric(tmp_path) == [1, 2] and not os.path.exists(staging)
 
 
-def test_stale_temporaries_of_dead_processes_are_cleaned(exporter, tmp_path):
+def test_stale_temporaries_of_dead_writers_are_cleaned(exporter, tmp_path):
     export_dir = tmp_path / "base"
     export_with(exporter, export_dir)
-    dead, alive = dead_pid(), os.getppid()
-    stale = [export_dir / temp_name("staging", dead), export_dir / temp_name("retired", dead)]
-    live = [export_dir / temp_name("staging", alive), export_dir / temp_name("staging", dead, host="elsewhere")]
-    for path in stale + live:
-        path.mkdir()
-        (path / "partial.bin").write_text("x")
-    export_with(exporter, export_dir)
-    assert [p.exists() for p in stale] == [False, False]
-    assert [p.exists() for p in live] == [True, True]  # a live writer's / unknown host's
+    writer = live_writer(export_dir)
+    unlocked = export_dir / ".xai-writer-0123456789abcdef"
+    unlocked.write_text('{"host": "x", "pid": 1, "started": 9e99}')  # a dead writer's marker
+    stale = [export_dir / temp_name("staging"), export_dir / temp_name("retired"),
+             export_dir / temp_name("staging", "0123456789abcdef")]
+    live = [export_dir / temp_name("staging", writer.token)]
+    try:
+        for path in stale + live:
+            path.mkdir()
+            (path / "partial.bin").write_text("x")
+        export_with(exporter, export_dir)
+        assert [p.exists() for p in stale] == [False] * 3 and not unlocked.exists()
+        assert [p.exists() for p in live] == [True]  # its writer holds the lock
+    finally:
+        writer.release()
 
 
 def test_non_versioned_replace_is_a_swap_and_cleans_siblings(exporter, tmp_path):
     export_dir = tmp_path / "model"
     export_with(exporter, export_dir, versioned=False)
     first = read_provenance(str(export_dir))["created_utc"]
-    sibling = tmp_path / temp_name("staging", dead_pid(), prefix=".model")
+    sibling = tmp_path / temp_name("staging", prefix=".model")
     sibling.mkdir()
-    other = tmp_path / temp_name("staging", dead_pid(), prefix=".other")
+    other = tmp_path / temp_name("staging", prefix=".other")
     other.mkdir()
     result = export_with(exporter, export_dir, versioned=False)
     assert result.path == str(export_dir)
@@ -143,7 +152,7 @@ def test_crash_between_two_renames_is_recovered(exporter, tmp_path):
     export_dir = tmp_path / "model"
     export_with(exporter, export_dir, versioned=False)
     created = read_provenance(str(export_dir))["created_utc"]
-    retired = tmp_path / temp_name("retired", dead_pid(), prefix=".model")
+    retired = tmp_path / temp_name("retired", prefix=".model")
     os.rename(export_dir, retired)
     placement.clean_stale(str(export_dir))
     assert read_provenance(str(export_dir))["created_utc"] == created
@@ -201,7 +210,7 @@ def test_symlinked_versions_and_temporaries_are_left_alone(exporter, tmp_path):
     export_dir = tmp_path / "base"
     export_dir.mkdir()
     os.symlink(foreign_export, export_dir / "1")  # looks like one of our versions
-    os.symlink(outside, export_dir / temp_name("staging", dead_pid()))
+    os.symlink(outside, export_dir / temp_name("staging"))
     for _ in range(2):
         export_with(exporter, export_dir, keep=1)
     assert os.path.islink(export_dir / "1") and numeric(export_dir) == [1, 3]

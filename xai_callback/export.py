@@ -24,7 +24,7 @@ from xai_callback.layout import (
     join,
 )
 from xai_callback import distribute, placement
-from xai_callback.provenance import build_provenance, write_provenance
+from xai_callback.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
     check_preprocess_output,
@@ -130,6 +130,10 @@ class ExplainableExporter:
             model first. Defaults to True; an explicit `model_fn` or a
             non-Keras `preprocess_fn` always wins; False writes the model
             (and a Keras `preprocess_fn`) as given.
+        store_sample: write the verification sample into the export
+            (`assets.extra/xai_sample.json`, used by `validate` to re-check the
+            export later). It holds rows of your input data: pass False to
+            keep them out of the export. Defaults to True.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -155,6 +159,7 @@ class ExplainableExporter:
         versioned=False,
         keep=None,
         split=True,
+        store_sample=True,
     ):
         from xai_callback.spec import ExplanationSpec
 
@@ -196,6 +201,9 @@ class ExplainableExporter:
         self.overwrite = overwrite
         self.versioned, self.keep = versioned, keep
         self.split = split
+        if not isinstance(store_sample, bool):
+            raise TypeError(f"store_sample must be True or False; received store_sample={store_sample!r}.")
+        self.store_sample = store_sample
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -305,8 +313,9 @@ class ExplainableExporter:
                 staging, export_dir, overwrite=self.overwrite, versioned=self.versioned,
                 keep=self.keep, training_info=training_info,
             )
+            result.provenance = read_provenance(result.path)  # with the file list publish added
         finally:
-            storage.rmtree(staging)
+            placement.end(staging)
         return result
 
     def _export_as_worker(self, export_dir, strategy, training_info):
@@ -350,7 +359,7 @@ class ExplainableExporter:
             from xai_callback.spec import to_legacy_metadata
 
             storage.write_json(join(path, LEGACY_METADATA_FILE), to_legacy_metadata(metadata, parameters))
-        if self._sample is not None:
+        if self._sample is not None and self.store_sample:
             storage.write_json(extra_path(path, SAMPLE_FILE), encode_tensor_dict(self._sample))
         if self.preprocessing.plan is not None:
             storage.write_json(extra_path(path, FEATURES_FILE),

@@ -3,11 +3,16 @@
 Going through gfile (never `os`/`shutil`) is what lets `export_dir` be a
 `gs://`, `s3://` (with tensorflow-io), `hdfs://` or `ram://` path. The
 exceptions are local-only and guarded by `is_local`: deleting trees without
-following symbolic links, and the atomic directory swap.
+following symbolic links, the atomic directory swap and claim, hard links,
+fsync, mount points and `flock` locks.
+
+Tests inject faults by wrapping these functions (tests/faults.py); nothing
+here reads the environment.
 """
 
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -28,7 +33,6 @@ def isdir(path):
 
 
 def makedirs(path):
-    fault_point("makedirs")
     gfile.makedirs(str(path))
 
 
@@ -47,7 +51,6 @@ def rmtree(path):
     Local trees go through `shutil.rmtree`, which never follows symbolic
     links: `gfile.rmtree` does, and would delete files outside the tree.
     """
-    fault_point("rmtree")
     if is_local(path):
         if os.path.islink(str(path)):
             os.unlink(str(path))
@@ -55,14 +58,12 @@ def rmtree(path):
             shutil.rmtree(str(path), ignore_errors=False, onerror=_ignore_missing)
         elif os.path.lexists(str(path)):
             os.unlink(str(path))
-        fault_point("rmtree")
         return
     try:
         if gfile.exists(str(path)):
             gfile.rmtree(str(path))
     except tf.errors.NotFoundError:
         pass
-    fault_point("rmtree")
 
 
 def _ignore_missing(function, path, exc_info):
@@ -71,9 +72,7 @@ def _ignore_missing(function, path, exc_info):
 
 
 def rename(src, dst, overwrite=False):
-    fault_point("rename")
     gfile.rename(str(src), str(dst), overwrite=overwrite)
-    fault_point("rename")
 
 
 def read_text(path):
@@ -82,10 +81,10 @@ def read_text(path):
 
 
 def write_text(path, text):
-    fault_point("write_text")
+    if str(path).startswith("ram://"):
+        remove(path)  # TF's in-memory file system does not truncate on "w"
     with gfile.GFile(str(path), "w") as f:
         f.write(text)
-    fault_point("write_text")
 
 
 def read_json(path):
@@ -105,10 +104,52 @@ def copytree(src, dst):
         if isdir(s):
             copytree(s, d)
         else:
-            gfile.copy(s, d, overwrite=True)
+            copy_file(s, d)
 
 
-# -- local-only helpers and fault injection (crash-safety, see placement.py) ---
+def copy_file(src, dst):
+    """Copies one file, replacing `dst`."""
+    if str(dst).startswith("ram://"):
+        remove(dst)  # see write_text
+    gfile.copy(str(src), str(dst), overwrite=True)
+
+
+def remove(path):
+    """Deletes one file; a file that is already gone is fine."""
+    try:
+        if is_local(path):
+            os.unlink(str(path))
+        else:
+            gfile.remove(str(path))
+    except (FileNotFoundError, tf.errors.NotFoundError):
+        pass
+
+
+def list_files(root):
+    """Relative paths of the files under `root`, sorted (`/`-separated).
+
+    Symbolic links (local) are listed as files and never followed; an empty
+    directory is listed with a trailing `/` so that it can be recreated.
+    """
+    found = []
+
+    def walk(directory, prefix):
+        names = listdir(directory)
+        if not names and prefix:
+            found.append(prefix)
+        for name in names:
+            path = join(directory, name)
+            if not is_symlink(path) and isdir(path):
+                walk(path, f"{prefix}{name}/")
+            else:
+                found.append(prefix + name)
+
+    if isdir(root):
+        walk(root, "")
+    return sorted(found)
+
+
+# -- local-only helpers (crash safety, see placement.py) ----------------------
 
 
 def is_local(path):
@@ -116,9 +157,71 @@ def is_local(path):
     return "://" not in str(path)
 
 
+def _local(path):
+    """A local path without trailing slashes, which would resolve a link."""
+    return str(path).rstrip("/") or "/"
+
+
 def is_symlink(path):
-    """True when a local `path` is a symbolic link (object stores have none)."""
-    return is_local(path) and os.path.islink(str(path))
+    """True when a local `path` is a symbolic link (object stores have none).
+
+    `link/` counts as the link itself: a trailing slash makes the system
+    resolve it, which would hide it.
+    """
+    return is_local(path) and os.path.islink(_local(path))
+
+
+def is_mount(path):
+    """True when a local `path` is a mount point (a Docker or Kubernetes volume)."""
+    return is_local(path) and os.path.ismount(_local(path))
+
+
+def link_or_copy(src, dst):
+    """Puts the file (or symbolic link) `src` at `dst` too, leaving `src`.
+
+    Local: a hard link (no data copied; a link is linked, not followed), or a
+    copy where the file system refuses links. Elsewhere: a copy.
+    """
+    if not is_local(src):
+        copy_file(src, dst)
+        return
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def sync_tree(path):
+    """fsync every file and directory of a local tree, deepest first.
+
+    After a power loss, a rename is only known to point at data that reached
+    the disk; this is what makes the data reach it first. No-op elsewhere.
+    """
+    if not is_local(path) or not os.path.isdir(path):
+        return
+    for directory, _, files in os.walk(path, topdown=False):
+        for name in files:
+            file = os.path.join(directory, name)
+            if not os.path.islink(file):
+                _fsync(file, os.O_RDONLY)
+        _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def sync_dir(path):
+    """fsync a local directory, so renames inside it are on disk. No-op elsewhere."""
+    if is_local(path) and os.path.isdir(path):
+        _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path, flags):
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def mtime(path):
@@ -141,15 +244,47 @@ def exchange(a, b):
     renameat2 = getattr(_libc(), "renameat2", None)
     if renameat2 is None:
         return False
-    fault_point("exchange")
     rc = renameat2(_AT_FDCWD, os.fsencode(str(a)), _AT_FDCWD, os.fsencode(str(b)), _RENAME_EXCHANGE)
     if rc != 0:
         err = ctypes.get_errno()
         if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
             return False
         raise OSError(err, os.strerror(err), str(a), None, str(b))
-    fault_point("exchange")
     return True
+
+
+_RENAME_NOREPLACE = 1
+
+
+def claim_rename(src, dst):
+    """Renames local `src` to `dst` only if `dst` does not exist yet.
+
+    Raises:
+        FileExistsError: `dst` exists (another writer claimed it first).
+        OSError: any other failure, which is not a lost race.
+    """
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is not None:
+        rc = renameat2(_AT_FDCWD, os.fsencode(str(src)), _AT_FDCWD, os.fsencode(str(dst)), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise _rename_error(err, src, dst)
+    # No renameat2 here: rename(2) refuses a non-empty target, and a version
+    # directory being claimed is never empty.
+    if os.path.lexists(str(dst)) and (not os.path.isdir(str(dst)) or os.listdir(str(dst))):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    try:
+        os.rename(str(src), str(dst))
+    except OSError as e:
+        raise _rename_error(e.errno, src, dst) from None
+
+
+def _rename_error(err, src, dst):
+    if err in (errno.EEXIST, errno.ENOTEMPTY):
+        return FileExistsError(err, os.strerror(err), str(dst))
+    return OSError(err, os.strerror(err), str(src), None, str(dst))
 
 
 def _libc():
@@ -159,35 +294,62 @@ def _libc():
         return None
 
 
-# Fault injection for the crash-safety tests: with
-# XAI_CALLBACK_FAULT_INJECT="N" the process SIGKILLs itself at the N-th fault
-# point (before and after each writing operation above); "N:SECONDS" kills
-# SECONDS after reaching it, so the kill lands inside the TensorFlow write
-# that follows. Unset (the default), a fault point only counts.
-_fault_state = {"count": 0}
+# -- flock: a writer holds its lock file as long as it writes -----------------
 
 
-def fault_point(operation):
-    _fault_state["count"] += 1
-    if "trace" in _fault_state:
-        _fault_state["trace"].append(operation)
-    spec = os.environ.get("XAI_CALLBACK_FAULT_INJECT")
-    if not spec:
-        return
-    at, _, delay = spec.partition(":")
-    if _fault_state["count"] != int(at):
-        return
-    import signal
+class FileLock:
+    """An exclusive `flock` on a local file, held until `release()`.
 
-    if not delay:
-        os.kill(os.getpid(), signal.SIGKILL)
-    import threading
+    The kernel drops the lock when the holder dies, so a lock that can be taken
+    means its writer is gone, whatever its host or pid.
+    """
 
-    timer = threading.Timer(float(delay), os.kill, (os.getpid(), signal.SIGKILL))
-    timer.daemon = True
-    timer.start()
+    def __init__(self, path, blocking=False):
+        self.path = str(path)
+        if os.path.isdir(self.path):  # a directory can be locked too (no file left behind)
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def write(self, text):
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, text.encode("utf-8"), 0)
+
+    def release(self, delete=False):
+        if self.fd is None:
+            return
+        if delete:
+            remove(self.path)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
-def fault_points_passed():
-    """How many fault points this process has passed (for the tests)."""
-    return _fault_state["count"]
+def lock_is_held(path):
+    """True if a live process holds the flock on local `path`, False if not.
+
+    None when that cannot be told (no such file system support).
+    """
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return False

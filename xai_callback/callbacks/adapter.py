@@ -25,8 +25,22 @@ class PolicyCallback:
 
     @property
     def best_epoch(self):
-        """0-based epoch of the best monitored value in this fit, or None."""
+        """0-based epoch (within its fit) of the best monitored value so far, or None."""
         return self.policy.best_epoch
+
+    @property
+    def best(self):
+        """The best monitored value so far (kept across fits until `reset()`), or None."""
+        return self.policy.best
+
+    def reset(self):
+        """Forgets the best value of earlier fits (and of exports already at `export_dir`).
+
+        Like a fresh `ModelCheckpoint`: the next `fit` exports its own best
+        whatever was exported before. Without it, a second `fit` with the same
+        callback exports only epochs that beat the first fit's best.
+        """
+        self.policy.reset()
 
     def get_config(self):
         return self.policy.get_config()

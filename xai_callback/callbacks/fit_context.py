@@ -1,13 +1,13 @@
 """Checks on the surrounding `fit` call that Keras' callback API does not expose.
 
 A callback sees the model and `params` (epochs, steps, verbose) only: not the
-other callbacks, nor whether validation data was given. Both Keras 3 and
-tf-keras keep them as locals of `Model.fit` (`callbacks`, the CallbackList,
-and `validation_data`, set after `validation_split` is applied), so
-`find_fit` looks for that frame on the stack. This is best effort: under
-another trainer, or a Keras that renames those locals, it returns None and
-the checks that need it fall back to the end of the first epoch (missing
-monitor) or are skipped (BackupAndRestore).
+other callbacks, nor whether (and how often) validation runs. Both Keras 3
+and tf-keras keep them as locals of `Model.fit` (`callbacks`, the
+CallbackList, `validation_data`, set after `validation_split` is applied, and
+`validation_freq`), so `find_fit` looks for that frame on the stack. This is
+best effort: under another trainer, or a Keras that renames those locals, it
+returns None and the checks that need it fall back to the end of the first
+epoch (missing monitor) or are skipped (BackupAndRestore, KerasTuner trial).
 """
 
 import inspect
@@ -19,9 +19,21 @@ MAX_FRAMES = 40
 class FitContext:
     """What `fit` was called with, as far as it could be found."""
 
-    def __init__(self, has_validation, callbacks):
+    def __init__(self, has_validation, callbacks, validation_freq=1):
         self.has_validation = has_validation
         self.callbacks = callbacks
+        self.validation_freq = validation_freq
+
+    def validates_at(self, epoch):
+        """Whether `fit` validates at the end of 0-based `epoch` (Keras' `_should_eval`)."""
+        if not self.has_validation:
+            return False
+        freq = self.validation_freq
+        if isinstance(freq, int) and freq > 0:
+            return (epoch + 1) % freq == 0
+        if isinstance(freq, (list, tuple, set)):
+            return epoch + 1 in freq
+        return True
 
 
 def find_fit(model):
@@ -38,17 +50,19 @@ def find_fit(model):
                 has_validation = None
                 if "validation_data" in local:
                     has_validation = local["validation_data"] is not None
-                return FitContext(has_validation, list(callbacks or []))
+                return FitContext(has_validation, list(callbacks or []), local.get("validation_freq", 1))
         return None
     finally:
         del frame
 
 
-def check_not_in_backup_dir(export_dir, context):
-    """Refuses an `export_dir` inside a BackupAndRestore `backup_dir`.
+def check_backup_dir(export_dir, context):
+    """Refuses an `export_dir` inside a BackupAndRestore `backup_dir`, or around one.
 
     Raises:
-        ValueError: BackupAndRestore deletes its whole directory at train end.
+        ValueError: BackupAndRestore deletes its whole directory at train end
+            (an export inside it would go too), and an export replaces or
+            prunes what is inside `export_dir` (a backup inside it could go).
     """
     for callback in (context.callbacks if context else []):
         backup_dir = getattr(callback, "backup_dir", None)
@@ -60,6 +74,59 @@ def check_not_in_backup_dir(export_dir, context):
                 f"backup_dir={str(backup_dir)!r}, which Keras deletes at the end of "
                 "training: the export would be lost. Use a path outside it."
             )
+        if is_inside(backup_dir, export_dir):
+            raise ValueError(
+                f"BackupAndRestore's backup_dir={str(backup_dir)!r} is inside "
+                f"export_dir={export_dir!r}: exports replace what is in export_dir, and "
+                "Keras deletes backup_dir at the end of training. Put them side by side."
+            )
+
+
+class TunerTrial:
+    """The KerasTuner trial a `fit` runs for: id, hyperparameters, objective."""
+
+    def __init__(self, trial_id, hyperparameters, objective):
+        self.trial_id = trial_id
+        self.hyperparameters = hyperparameters
+        self._objective = objective
+        self.objective = getattr(objective, "name", None)
+        self.direction = getattr(objective, "direction", None)
+
+    def objective_value(self, logs):
+        """The objective's value in one epoch's logs, or None."""
+        try:
+            if not self._objective.has_value(logs or {}):
+                return None
+            return float(self._objective.get_value(logs))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def record(self, objective_value):
+        """The provenance entry."""
+        return {
+            "trial_id": self.trial_id,
+            "hyperparameters": self.hyperparameters,
+            "objective": self.objective,
+            "direction": self.direction,
+            "objective_value": objective_value,
+        }
+
+
+def find_tuner_trial(context):
+    """The `TunerTrial` when KerasTuner runs this fit, else None.
+
+    KerasTuner adds its own `TunerCallback` (holding the tuner and the trial)
+    to every trial's fit; found by its name, so keras_tuner is not imported.
+    """
+    for callback in (context.callbacks if context else []):
+        trial, tuner = getattr(callback, "trial", None), getattr(callback, "tuner", None)
+        if type(callback).__name__ != "TunerCallback" or trial is None or tuner is None:
+            continue
+        objective = getattr(getattr(tuner, "oracle", None), "objective", None)
+        values = getattr(getattr(trial, "hyperparameters", None), "values", None) or {}
+        plain = {str(k): v for k, v in values.items() if isinstance(v, (bool, int, float, str)) or v is None}
+        return TunerTrial(str(getattr(trial, "trial_id", "")), plain, objective)
+    return None
 
 
 def is_inside(path, directory):

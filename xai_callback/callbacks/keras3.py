@@ -16,6 +16,11 @@ class XaiExportCallback(PolicyCallback, keras.callbacks.Callback):
     `on_train_begin`, before the first batch, so a wrong configuration never
     costs a training run.
 
+    Like `ModelCheckpoint`, the best value persists across `fit` calls;
+    `reset()` starts afresh. With an optimizer's `use_ema=True`, best-epoch
+    mode exports the EMA weights of the best epoch, as a final-weights export
+    holds the EMA weights Keras puts into the model at the end of `fit`.
+
     Example:
 
     ```python
@@ -46,7 +51,14 @@ class XaiExportCallback(PolicyCallback, keras.callbacks.Callback):
             error before the first batch (`val_*` without validation data, a
             metric that is not compiled), or, when only the logs can tell, at
             the end of the first epoch. Defaults to False: a missing monitor
-            warns once per fit and that epoch does not count.
+            warns once per fit and that epoch does not count. Epochs that do
+            not validate (`validation_freq > 1`) are skipped.
+        publish: `"every"` publishes each export; `"best"` (needs
+            `save_best_only=True`) only one that beats every export already at
+            `export_dir`, by the monitored value (under KerasTuner, by the
+            tuner's objective) recorded in their provenance, so the highest
+            version is the best. Defaults to None: `"best"` for a non-versioned
+            export in best-epoch mode, `"every"` otherwise.
         **export_options: passed to `ExplainableExporter` (`preprocess_fn`,
             `serving_fn`, `model_fn`, `extra_signatures`, `output_key`,
             `sample`, `explanation_spec`, `overwrite`, `versioned`, `keep`, ...).

@@ -32,6 +32,11 @@ def _print(message):
 class ExportPolicy:
     """Tracks the monitored value and exports at train end or on improvement.
 
+    Like `ModelCheckpoint`, the best value persists across `fit` calls until
+    `reset()`; with `publish="best"` (the default for a non-versioned export
+    in best-epoch mode) an export is published only when it beats the ones
+    already at `export_dir`, also those written by other processes.
+
     Args: as `XaiExportCallback`.
     """
 
@@ -46,6 +51,7 @@ class ExportPolicy:
         export_on_improvement=False,
         verbose=0,
         strict=False,
+        publish=None,
         **export_options,
     ):
         if not isinstance(export_dir, str) and not hasattr(export_dir, "__fspath__"):
@@ -81,10 +87,10 @@ class ExportPolicy:
                 f"save_best_only={save_best_only!r}."
             )
         _check_strict(strict, save_best_only)
-        placement.validate_version_options(export_options.get("versioned", False), export_options.get("keep"))
-        placement.check_destination(
-            export_dir, export_options.get("overwrite", False), export_options.get("versioned", False)
-        )
+        _check_publish(publish, save_best_only)
+        versioned = export_options.get("versioned", False)
+        placement.validate_version_options(versioned, export_options.get("keep"))
+        placement.check_destination(export_dir, export_options.get("overwrite", False), versioned)
         self.strict = strict
         self.export_dir = export_dir
         self.monitor = monitor
@@ -94,11 +100,14 @@ class ExportPolicy:
         self.initial_value_threshold = initial_value_threshold
         self.export_on_improvement = bool(export_on_improvement)
         self.verbose = int(verbose)
+        self.publish = publish
         self.export_options = export_options
         # Built once so bad options fail at construction, before fit.
         self._probe_options()
         self.exporter = None
-        self.reset()
+        self.fit_context = self.tuner = None  # found in on_train_begin
+        self._forget_best()
+        self._fresh = False  # compare with what is already published
 
     def _probe_options(self):
         unknown = set(self.export_options) - set(_EXPORTER_ARGS)
@@ -108,15 +117,34 @@ class ExportPolicy:
                 f"{sorted(_EXPORTER_ARGS)}."
             )
 
+    @property
+    def publish_mode(self):
+        """'best' or 'every' (what `publish=None` means for these options)."""
+        if self.publish is not None:
+            return self.publish
+        versioned = self.export_options.get("versioned", False)
+        return "best" if self.save_best_only and not versioned else "every"
+
     def reset(self):
-        """Per-fit state: best value, its epoch and weights, last export."""
+        """Starts afresh: forgets the best value and weights of earlier fits.
+
+        The next export is then published whatever is already at `export_dir`
+        (also an export with a better recorded value); later ones again only
+        when they improve on it.
+        """
+        self._forget_best()
+        self._fresh = True
+
+    def _forget_best(self):
         self.best = self.initial_value_threshold
         self.best_epoch = None
         self.best_weights = None
+        self.best_exported = False
+        self.best_objective = None
+        self.best_beaten = None  # (value, path) of a published export that beats every epoch
         self.last_export = None
-        self.last_exported_epoch = None
-        self._warned_missing = False
         self.direction = None if self.mode == "auto" else self.mode
+        self.weights_kind = "model"
 
     def get_config(self):
         """The constructor arguments as plain data (functions as import strings)."""
@@ -130,6 +158,7 @@ class ExportPolicy:
             "export_on_improvement": self.export_on_improvement,
             "verbose": self.verbose,
             "strict": self.strict,
+            "publish": self.publish,
         }
         config.update(serialize_options(self.export_options))
         return config
@@ -137,21 +166,26 @@ class ExportPolicy:
     # -- fit events -----------------------------------------------------------
 
     def on_train_begin(self, model):
-        """Resets state and traces/checks every signature before the first batch."""
-        self.reset()
+        """Checks the fit call and traces/checks every signature before the first batch."""
+        self._warned_missing = False
         if self.save_best_only and self.direction is None:
             self.direction = infer_direction(self.monitor, model)
         self._check_fit(model)
         distribute.check_supported(distribute.strategy_of(model))
         self.exporter = ExplainableExporter(model, **resolve_functions(self.export_options))
         self.exporter.prepare()
+        if self.save_best_only and self.publish_mode == "best" and not self._fresh:
+            self._start_from_published()
 
     def on_epoch_end(self, model, epoch, logs):
         if not self.save_best_only:
+            if self.tuner is not None:  # the final weights' objective: the last epoch's
+                self.best_objective = self.tuner.objective_value(logs)
             return
         value = (logs or {}).get(self.monitor)
         if value is None:
-            self._missing_monitor(epoch, logs)
+            if not self._validation_skipped(epoch):
+                self._missing_monitor(epoch, logs)
             return
         value = float(value)
         if self.direction is None:
@@ -168,8 +202,10 @@ class ExportPolicy:
                 f"\nEpoch {epoch + 1}: {self.monitor} improved from {_fmt(self.best, self.direction)} "
                 f"to {_fmt(value)}, best weights kept for export"
             )
-        self.best, self.best_epoch = value, epoch
-        self.best_weights = [np.array(w, copy=True) for w in model.get_weights()]
+        self.best, self.best_epoch, self.best_exported = value, epoch, False
+        self.best_weights, self.weights_kind = weights_to_export(model)
+        if self.tuner is not None:
+            self.best_objective = self.tuner.objective_value(logs)
         if self.export_on_improvement:
             try:
                 self._export(model, self._training_info("improvement"))
@@ -184,14 +220,19 @@ class ExportPolicy:
                 )
 
     def on_train_end(self, model):
+        self.fit_context = None  # holds fit's callback list: not kept past the fit
         if self.save_best_only and self.best_weights is None:
-            _print(
-                f"XaiExportCallback: no epoch reported '{self.monitor}' as an "
-                f"improvement; nothing exported to {self.export_dir}."
+            beaten = (
+                f" beat {self.monitor}={self.best_beaten[0]} of the export already at "
+                f"{self.best_beaten[1]} (call reset(), or pass publish='every', to replace it anyway)"
+                if self.best_beaten else f" reported '{self.monitor}' as an improvement"
             )
+            _print(f"XaiExportCallback: no epoch{beaten}; nothing exported to {self.export_dir}.")
             return
-        if self.save_best_only and self.last_exported_epoch == self.best_epoch:
-            return  # The best epoch was already exported on improvement.
+        if self.save_best_only and self.best_exported:
+            return  # The best epoch was already exported (on improvement or in an earlier fit).
+        if not self.save_best_only:  # Keras put the averages into the model already
+            self.weights_kind = "ema" if getattr(getattr(model, "optimizer", None), "use_ema", False) else "model"
         final_weights = model.get_weights() if self.save_best_only else None
         try:
             if self.save_best_only:
@@ -204,13 +245,20 @@ class ExportPolicy:
     # -- checks on the fit call ---------------------------------------------------
 
     def _check_fit(self, model):
-        """Before the first batch: export_dir not in a BackupAndRestore dir; strict monitor."""
+        """Before the first batch: BackupAndRestore dir, strict monitor; finds validation and tuner."""
         from xai_callback.callbacks import fit_context
 
         context = fit_context.find_fit(model)
-        fit_context.check_not_in_backup_dir(self.export_dir, context)
+        fit_context.check_backup_dir(self.export_dir, context)
         if self.strict:
             fit_context.check_monitor_can_appear(self.monitor, model, context)
+        self.fit_context = context
+        self.tuner = fit_context.find_tuner_trial(context)
+
+    def _validation_skipped(self, epoch):
+        """True when `monitor` is a validation value and fit validates not this epoch."""
+        return (self.monitor.startswith("val_") and self.fit_context is not None
+                and self.fit_context.has_validation and not self.fit_context.validates_at(epoch))
 
     def _missing_monitor(self, epoch, logs):
         """The epoch does not count; warn once per fit, or fail with `strict`."""
@@ -225,7 +273,23 @@ class ExportPolicy:
             self._warned_missing = True
             warnings.warn(message + " The epoch does not count as best.", stacklevel=2)
 
+    def _start_from_published(self):
+        """`best` starts from the best export already at `export_dir` (same monitor)."""
+        key = self._rank_key()
+        if key is None or key != (self.monitor, self.direction):
+            return  # ranked by a tuner objective: compared at publish time only
+        published = placement.best_published(
+            self.export_dir, self.export_options.get("versioned", False), key
+        )
+        if published is None or (self.best is not None and not self._better(published[0], self.best)):
+            return
+        self.best, self.best_beaten = published[0], published
+        self.best_weights, self.best_epoch, self.best_exported = None, None, False
+
     # -- helpers --------------------------------------------------------------
+
+    def _better(self, value, than):
+        return value < than if self.direction == "min" else value > than
 
     def is_improvement(self, value):
         if math.isnan(value) or math.isinf(value):
@@ -236,6 +300,13 @@ class ExportPolicy:
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
+    def _rank_key(self):
+        if self.tuner is not None:
+            return self.tuner.objective, self.tuner.direction
+        if self.save_best_only and self.direction in ("min", "max"):
+            return self.monitor, self.direction
+        return None
+
     def _training_info(self, reason):
         info = {"reason": reason}
         if self.save_best_only:
@@ -245,16 +316,28 @@ class ExportPolicy:
                 monitor_value=self.best,
                 mode=self.direction,
             )
+        info["weights"] = self.weights_kind
+        if self.tuner is not None:
+            info["tuner"] = self.tuner.record(self.best_objective)
+        if self.publish_mode == "best" and not self._fresh:
+            info["publish"] = "best"
         return info
 
     def _export(self, model, training_info, fallback=False):
         epoch = training_info.get("epoch")
         try:
             result = self.exporter.export(self.export_dir, training_info=training_info)
+        except placement.NotPublished as e:
+            self.best_exported = True  # nothing better to write: a better export is there
+            _print(f"XaiExportCallback: {e}")
+            return None
         except Exception as e:
             if not fallback:
                 raise
-            path = save_fallback_weights(model, self.export_dir, cause=f"{type(e).__name__}: {e}")
+            path = save_fallback_weights(
+                model, self.export_dir, cause=f"{type(e).__name__}: {e}",
+                versioned=self.export_options.get("versioned", False),
+            )
             raise ExportFailedError(
                 f"Exporting to {self.export_dir!r} failed ({type(e).__name__}: {e}). "
                 f"The weights to export were saved to {path!r}; load them with "
@@ -262,18 +345,56 @@ class ExportPolicy:
                 fallback_path=path,
             ) from e
         self.last_export = result
-        self.last_exported_epoch = self.best_epoch if self.save_best_only else None
+        self.best_exported = True
+        self._fresh = False
         if self.verbose:
             what = f"epoch {epoch}" if epoch else "final weights"
             _print(f"XaiExportCallback: exported {what} to {result.path}\n{result.describe()}")
         return result
 
 
-def save_fallback_weights(model, export_dir, cause=None):
-    """Saves `model`'s weights next to `export_dir`, else in the temp folder.
+def weights_to_export(model):
+    """(copies of the weights, 'ema' | 'model'): EMA averages where the optimizer keeps them."""
+    averaged = ema_weights(model)
+    if averaged is not None:
+        return averaged, "ema"
+    return [np.array(w, copy=True) for w in model.get_weights()], "model"
 
-    Returns the path written. Raises `ExportFailedError` naming every place
-    tried (and `cause`) when none is writable.
+
+def ema_weights(model):
+    """`model.get_weights()` with each trainable weight replaced by its EMA.
+
+    With `use_ema=True` Keras writes the averages into the model at the end of
+    `fit` (before `on_train_end`), so a final-weights export holds them; the
+    best epoch's export holds that epoch's averages, the same kind of weights.
+    None when the optimizer keeps no averages.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not getattr(optimizer, "use_ema", False) or not averages:
+        return None
+    # Keras 3 indexes the averages by `_trainable_variables_indices`, tf-keras by `_index_dict`.
+    index = getattr(optimizer, "_trainable_variables_indices", None)
+    if index is None:
+        index = getattr(optimizer, "_index_dict", None)
+    if index is None or not hasattr(optimizer, "_var_key"):
+        return None
+    weights = []
+    for variable in model.weights:
+        position = index.get(optimizer._var_key(variable))
+        average = averages[position] if position is not None and position < len(averages) else None
+        weights.append(np.array(average if average is not None else variable, copy=True))
+    return weights
+
+
+def save_fallback_weights(model, export_dir, cause=None, versioned=False):
+    """Saves `model`'s weights on the export's own file system, else in the temp folder.
+
+    Tried in order: inside a versioned base directory (or a mounted
+    `export_dir`), where TF Serving ignores the non-numeric file; next to
+    `export_dir`; the system temp folder. Returns the path written. Raises
+    `ExportFailedError` naming every place tried (and `cause`) when none is
+    writable.
     """
     import tempfile
     import uuid
@@ -283,8 +404,11 @@ def save_fallback_weights(model, export_dir, cause=None):
     parent, name = placement.split_path(export_dir)
     # Bounded so an over-long export name cannot make the fallback fail too.
     filename = f"{name[:80]}.xai-fallback-{uuid.uuid4().hex[:8]}.weights.h5"
+    places = [parent, tempfile.gettempdir()]
+    if (versioned or storage.is_mount(export_dir)) and storage.isdir(export_dir):
+        places.insert(0, str(export_dir).rstrip("/"))
     errors = []
-    for directory in (parent, tempfile.gettempdir()):
+    for directory in places:
         path = f"{directory.rstrip('/')}/{filename}"
         try:
             storage.makedirs(directory)
@@ -296,6 +420,18 @@ def save_fallback_weights(model, export_dir, cause=None):
         f"Exporting to {export_dir!r} failed ({cause}) and the weights could not be "
         "saved anywhere: " + "; ".join(errors)
     )
+
+
+def _check_publish(publish, save_best_only):
+    if publish not in (None,) + placement.PUBLISH_MODES:
+        raise ValueError(
+            f"publish must be None, 'every' or 'best'; received publish={publish!r}."
+        )
+    if publish == "best" and not save_best_only:
+        raise ValueError(
+            "publish='best' ranks exports by the monitored value, which needs "
+            f"save_best_only=True; received save_best_only={save_best_only!r}."
+        )
 
 
 def _check_strict(strict, save_best_only):
