@@ -186,7 +186,12 @@ def measure(model_name, export_dir, repeats, seconds):
         return run
 
     def in_process(fn, callers=CLIENTS):
-        return lambda: run_load(callers, seconds, lambda i: (lambda: fn(i) is not None))
+        def run():
+            before = time.process_time()
+            result = run_load(callers, seconds, lambda i: (lambda: fn(i) is not None))
+            result["cpu_ms"] = (time.process_time() - before) / max(result["requests"], 1) * 1e3
+            return result
+        return run
 
     predict_bodies = [{"instances": b.tolist()} for b in batches]
     explain_bodies = [{"instances": s} for s in singles]
@@ -240,11 +245,14 @@ def print_results(model_name, results, seconds):
             common.fmt_ratio(common.paired_ratios(p50, common.column(base, "p50"))),
             common.fmt_ms(common.column(series, "p99")),
             sum(common.column(series, "errors")),
-            _median_range(common.column(series, "cpu_ms"), "{:.2f}") if "cpu_ms" in series[0] else "",
+            _median_range(common.column(series, "cpu_ms"), "{:.2f}"),
         ])
     print(common.markdown_table(
         ["variant", "requests/s", "throughput ratio", "p50 latency", "p50 ratio", "p99 latency",
-         "errors", "server CPU ms/request"], rows))
+         "errors", "CPU ms/request"], rows))
+    print("\nCPU ms/request: the server process's CPU time (all threads) per answered request; "
+          "in process, the CPU time of the calls (plus warm-up calls) per call. Ratios are per round "
+          "against the baseline of the same round.")
 
 
 def _median_range(values, fmt):

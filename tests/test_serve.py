@@ -37,9 +37,14 @@ def mlp_version(trained, tmp_path_factory):
     return xai_callback.export_explainable_model(model, str(base), versioned=True).path
 
 
+AIP_HEALTH = "/v1/endpoints/123/deployedModels/456"
+AIP_PREDICT = AIP_HEALTH + ":predict"
+
+
 @pytest.fixture(scope="module")
 def server(mlp_version):
-    with ThreadServer(mlp_version.rsplit("/", 1)[0]) as running:
+    with ThreadServer(mlp_version.rsplit("/", 1)[0], health_route=AIP_HEALTH,
+                      predict_route=AIP_PREDICT) as running:
         yield running
 
 
@@ -136,6 +141,25 @@ def test_explain_parameters_reach_the_explainer(server, trained, mlp_version):
     assert status == 200
     local = xai_callback.explain(mlp_version, instances, method="sampled-shapley", path_count=10)
     assert served == json.loads(json.dumps(local.to_dict()))
+
+
+def test_vertex_custom_container_routes(server, trained, mlp_version):
+    """AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE; `parameters.explain` adds explanations."""
+    _, x = trained
+    instances = x[:2].tolist()
+    assert request(server.port, "GET", AIP_HEALTH)[0] == 200
+    status, body, _ = request(server.port, "POST", AIP_PREDICT,
+                              {"instances": instances, "parameters": {"threshold": 0.5}})
+    assert status == 200 and set(body) == {"predictions", "deployedModelId", "modelVersionId"}
+    status, explained, _ = request(server.port, "POST", AIP_PREDICT,
+                                   {"instances": instances, "parameters": {"explain": {"stepCount": 20}}})
+    assert status == 200
+    local = xai_callback.explain(mlp_version, instances, step_count=20).to_dict()
+    assert explained["explanations"] == json.loads(json.dumps(local["explanations"]))
+    assert explained["predictions"] == body["predictions"]
+    status, error, _ = request(server.port, "POST", AIP_PREDICT,
+                               {"instances": instances, "parameters": {"explain": "yes"}})
+    assert status == 400 and "'yes'" in error["error"]["message"]
 
 
 def test_string_inputs_b64_and_bytes_outputs(csv_server, trained):

@@ -145,3 +145,16 @@ def test_cli_exits_1_when_the_model_cannot_load(tmp_path, capsys):
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     assert cli.main(["serve", str(broken), "--port", "0", "--no-access-log"]) == 1
+
+
+def test_serves_a_base_directory_behind_a_gfile_url(trained):
+    """Paths go through tf.io.gfile: a versioned base directory on ram:// (as on gs://)."""
+    model, x = trained
+    base = "ram://xai_serve_tests/churn"
+    version = xai_callback.export_explainable_model(model, base, versioned=True).path
+    with ThreadServer(base) as server:
+        status, body, _ = request(server.port, "POST", "/v1/models/churn:predict",
+                                  {"instances": x[:2].tolist()})
+        ready = request(server.port, "GET", "/readyz")[1]
+    assert status == 200 and ready["version"] == 1
+    np.testing.assert_allclose(body["predictions"], predictions(version, x[:2]), rtol=1e-6)

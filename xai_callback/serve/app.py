@@ -1,5 +1,6 @@
 """The ASGI application: routes of every protocol over one model repository and runner."""
 
+import contextlib
 import functools
 import logging
 
@@ -106,7 +107,6 @@ def build_app(service):
 
 def service_lifespan(service):
     """Starts the repository (background load and polling) and stops it at shutdown."""
-    import contextlib
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -12,12 +12,12 @@ async def read_json(request, limit):
     """The request's JSON body; 413 past `limit` bytes (checked before and while reading)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+        raise _too_large(f"{int(declared)} bytes", limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit, at_least=True)
+            raise _too_large(f"more than {limit} bytes", limit)
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
@@ -28,10 +28,9 @@ async def read_json(request, limit):
         raise ServeError(400, f"The request body is not valid JSON: {e}.") from e
 
 
-def _too_large(size, limit, at_least=False):
-    return ServeError(413, f"The request body is {'more than ' if at_least else ''}"
-                           f"{size if not at_least else limit} bytes; this server takes at most "
-                           f"{limit} bytes (--max-body-bytes). Send fewer instances per request.")
+def _too_large(size, limit):
+    return ServeError(413, f"The request body is {size}; this server takes at most {limit} bytes "
+                           "(--max-body-bytes). Send fewer instances per request.")
 
 
 def json_response(content, status=200, headers=None):

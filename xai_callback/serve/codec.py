@@ -22,14 +22,14 @@ SIGNATURE_KEY = "signature_name"
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
 
 
-def request_object(body, allowed):
-    """`body` as a dict whose keys are all in `allowed`."""
+def request_object(body, allowed, where="the request body"):
+    """`body` as a dict whose keys are all in `allowed` (`where` names it in errors)."""
     if not isinstance(body, Mapping):
-        raise ServeError(400, f"The request body must be a JSON object; received {_kind(body)}.")
+        raise ServeError(400, f"{where[0].upper()}{where[1:]} must be a JSON object; received "
+                              f"{_kind(body)}.")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ServeError(400, f"Unknown key {unknown[0]!r} in the request body; it takes "
-                              f"{sorted(allowed)}.")
+        raise ServeError(400, f"Unknown key {unknown[0]!r} in {where}; it takes {sorted(allowed)}.")
     return body
 
 

@@ -78,12 +78,7 @@ def overridden_explainer(explainer, override):
     """`explainer`, or a copy with `explanationSpecOverride` applied."""
     if not override:
         return explainer
-    if not isinstance(override, Mapping):
-        raise ServeError(400, f"'explanationSpecOverride' must be a JSON object; received {override!r}.")
-    unknown = sorted(set(override) - set(OVERRIDE_KEYS))
-    if unknown:
-        raise ServeError(400, f"Unknown key {unknown[0]!r} in 'explanationSpecOverride'; it takes "
-                              f"{list(OVERRIDE_KEYS)}.")
+    request_object(override, OVERRIDE_KEYS, "'explanationSpecOverride'")
     if override.get("examplesOverride"):
         raise ServeError(400, "'examplesOverride' asks for example-based explanations, which are "
                               "not available here (feature attributions only).")

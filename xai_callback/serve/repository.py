@@ -254,14 +254,15 @@ class ModelRepository:
     def waiting_for(self):
         if self.loading is not None:
             return f"version {self.loading} is loading"
-        if self.failed:
-            return "loading failed: " + "; ".join(f"version {v}: {m}" for v, m in self.failed.items())
+        failed = self.failed.copy()  # the polling thread may add to it meanwhile
+        if failed:
+            return "loading failed: " + "; ".join(f"version {v}: {m}" for v, m in failed.items())
         return f"no complete version under {self.path} yet"
 
     def status(self, version=None):
         """TF Serving's `model_version_status` list."""
         entries = {}
-        for number, message in self.failed.items():
+        for number, message in self.failed.copy().items():
             entries[number] = _status(number, "END", "UNKNOWN", message)
         if self.loading is not None:
             entries[self.loading] = _status(self.loading, "LOADING")

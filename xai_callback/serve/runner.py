@@ -63,6 +63,7 @@ class ModelRunner:
         self.batching = batching
         self.max_batch_rows = max_batch_rows
         self._queues = {}
+        self._drains = set()  # running drain tasks (the loop keeps only weak references)
 
     async def run(self, fn, *args):
         """`fn(*args)` in a worker thread, within the in-flight bound."""
@@ -87,7 +88,9 @@ class ModelRunner:
         queue.pending.append(_Request(tensors, rows, future))
         if queue.running < BATCHES_IN_FLIGHT:
             queue.running += 1
-            asyncio.get_running_loop().create_task(self._drain(key, queue))
+            task = asyncio.get_running_loop().create_task(self._drain(key, queue))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
         return _unwrap(await future)
 
     async def _drain(self, key, queue):
