@@ -5,7 +5,6 @@ and the core package free of the web framework."""
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
