@@ -1,4 +1,4 @@
-"""The `xai-callback` command: inspect, validate and explain exports.
+"""The `xai-callback` command: inspect, validate, explain and serve exports.
 
 Loading a SavedModel runs its graph: use these commands on models you trust.
 """
@@ -7,13 +7,13 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("inspect_cmd", "validate_cmd", "explain_cmd")
+COMMANDS = ("inspect_cmd", "validate_cmd", "explain_cmd", "serve_cmd")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="xai-callback",
-        description="Inspect, validate and explain explanation-ready SavedModels.",
+        description="Inspect, validate, explain and serve explanation-ready SavedModels.",
     )
     from xai_callback import __version__
 

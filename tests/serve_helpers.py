@@ -1,0 +1,86 @@
+"""Running `xai-callback serve` for tests: in a thread (uvicorn on a free port) or as a process.
+
+Only loopback traffic; every wait is bounded.
+"""
+
+import http.client
+import json
+import threading
+import time
+
+import uvicorn
+
+from xai_callback.serve import ModelRepository, ServeOptions, Service, build_app
+
+START_TIMEOUT = 60
+
+
+class ThreadServer:
+    """The real app under uvicorn in a background thread, on 127.0.0.1 and a free port.
+
+    Example:
+
+    ```python
+    with ThreadServer(export_dir) as server:
+        status, body, _ = request(server.port, "GET", "/readyz")
+    ```
+    """
+
+    def __init__(self, path, **options):
+        self.options = ServeOptions(path, port=0, access_log=False, **options)
+        self.repository = ModelRepository(self.options.path, name=self.options.model_name,
+                                          poll_seconds=self.options.poll_seconds)
+        config = uvicorn.Config(build_app(Service(self.options, self.repository)), host="127.0.0.1",
+                                port=0, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=10)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (self.server.started and self.repository.ready):
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                self.__exit__()
+                raise RuntimeError(f"the server did not get ready in {START_TIMEOUT}s: "
+                                   f"{self.repository.waiting_for()}")
+            time.sleep(0.05)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+def request(port, method, path, body=None, headers=None, raw=None, timeout=60):
+    """`(status, parsed JSON body (or text), headers)` of one HTTP request."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        connection.request(method, path, body=data,
+                           headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        text = response.read().decode("utf-8", errors="replace")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = text
+        return response.status, parsed, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def wait_until(condition, timeout, interval=0.1):
+    """Polls `condition()` until it is truthy; returns its value or None after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return None

@@ -1,0 +1,142 @@
+"""TF Serving's JSON conventions for predict bodies: row and columnar, b64, `_bytes` outputs.
+
+Instances are decoded by `xai_callback.explain.instances` (the same code the
+local explainer uses). Responses follow TF Serving's REST API: the row format
+answers `{"predictions": [...]}` (bare values for a single output, one object
+per instance for several), the columnar format `{"outputs": ...}` (a bare
+tensor for a single output, an object for several); outputs whose name ends
+in `_bytes` are `{"b64": ...}`; non-finite floats are `NaN` / `Infinity`.
+"""
+
+import base64
+from collections.abc import Mapping
+
+import numpy as np
+
+from xai_callback.explain.errors import InstanceError
+from xai_callback.explain.instances import instances_to_tensors
+from xai_callback.serve.errors import ServeError
+from xai_callback.verify import signature_io
+
+SIGNATURE_KEY = "signature_name"
+ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
+
+
+def request_object(body, allowed, where="the request body"):
+    """`body` as a dict whose keys are all in `allowed` (`where` names it in errors)."""
+    if not isinstance(body, Mapping):
+        raise ServeError(400, f"{where[0].upper()}{where[1:]} must be a JSON object; received "
+                              f"{_kind(body)}.")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ServeError(400, f"Unknown key {unknown[0]!r} in {where}; it takes {sorted(allowed)}.")
+    return body
+
+
+def instances_of(body):
+    """`(data, row_format)` from a body with exactly one of `instances` / `inputs`."""
+    has_rows, has_columns = ROW_KEY in body, COLUMNAR_KEY in body
+    if has_rows == has_columns:
+        raise ServeError(400, "The request body must have exactly one of 'instances' (row format) "
+                              f"and 'inputs' (columnar format); it has {sorted(body)}.")
+    if has_rows:
+        if not isinstance(body[ROW_KEY], list):
+            raise ServeError(400, f"'instances' must be a list; received {_kind(body[ROW_KEY])}.")
+        return body[ROW_KEY], True
+    return body[COLUMNAR_KEY], False
+
+
+def signature_of(model, body):
+    """`(name, concrete function)` named by `signature_name` (default `serving_default`)."""
+    name = body.get(SIGNATURE_KEY) or "serving_default"
+    if not isinstance(name, str) or name not in model.signatures:
+        raise ServeError(400, f"Serving signature {name!r} is not in the model; it has "
+                              f"{sorted(model.signatures)}.")
+    return name, model.signatures[name]
+
+
+def decode(data, row_format, signature, signature_name):
+    """`{key: tf.Tensor}` for `signature` from row instances or columnar inputs.
+
+    Raises:
+        ServeError: 400 naming the instance and key that do not fit.
+    """
+    specs = signature_io(signature)[0]
+    try:
+        if row_format:
+            try:
+                return instances_to_tensors(data, specs, signature_name)
+            except InstanceError as e:
+                raise _with_instance(e, data, specs, signature_name) from e
+        if not isinstance(data, Mapping) or set(data) == {"b64"}:
+            if len(specs) != 1:
+                raise InstanceError(
+                    f"'inputs' is a bare value, but '{signature_name}' takes {len(specs)} inputs "
+                    f"{sorted(specs)}: give an object keyed by input name.")
+            data = {next(iter(specs)): data}
+        for key, value in data.items():
+            if not isinstance(value, list):
+                raise InstanceError(
+                    f"Input {key!r} in 'inputs' is {_kind(value)}; each input of "
+                    f"'{signature_name}' takes a batch, a list with one entry per instance.",
+                    key=key)
+        return instances_to_tensors(data, specs, signature_name)
+    except InstanceError as e:
+        raise ServeError(400, str(e)) from e
+
+
+def _with_instance(error, rows, specs, signature_name):
+    """`error` naming the first instance that fails on its own.
+
+    The decoder checks each input column as one array, so its shape, type
+    and b64 errors name the key but not the instance; decoding the instances
+    one by one (only on this error path) finds it.
+    """
+    if error.index is not None:
+        return error
+    for index, row in enumerate(rows):
+        try:
+            instances_to_tensors([row], specs, signature_name)
+        except InstanceError as e:
+            return InstanceError(f"Instance {index}: {e}", key=e.key, index=index)
+    return error
+
+
+def rows_of(tensors):
+    """The batch size shared by all inputs, or None (scalars, or sizes differ)."""
+    sizes = {t.shape[0] if t.shape.rank else None for t in tensors.values()}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def encode(outputs, row_format):
+    """The response body of numpy `outputs` in TF Serving's row or columnar format."""
+    if not row_format:
+        if len(outputs) == 1:
+            ((key, value),) = outputs.items()
+            return {"outputs": _json(value, key)}
+        return {"outputs": {key: _json(value, key) for key, value in outputs.items()}}
+    sizes = {key: (value.shape[0] if value.ndim else None) for key, value in outputs.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise ServeError(400, f"The outputs have different batch sizes {sizes}, which the row "
+                              "format cannot express; send 'inputs' (columnar format) instead.")
+    columns = {key: _json(value, key) for key, value in outputs.items()}
+    if len(columns) == 1:
+        return {"predictions": next(iter(columns.values()))}
+    keys = sorted(columns)
+    count = next(iter(sizes.values()))
+    return {"predictions": [{key: columns[key][i] for key in keys} for i in range(count)]}
+
+
+def _json(array, key):
+    """A numpy array as nested lists; bytes as text, or `{"b64"}` for `*_bytes` outputs."""
+    if array.dtype.kind not in "OS":
+        return array.tolist()
+    if key.endswith("_bytes"):
+        convert = lambda b: {"b64": base64.b64encode(b).decode("ascii")}  # noqa: E731
+    else:
+        convert = lambda b: b.decode("utf-8", errors="replace")  # noqa: E731
+    return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else array.tolist()
+
+
+def _kind(value):
+    return f"a JSON {type(value).__name__.replace('dict', 'object').replace('NoneType', 'null')}"

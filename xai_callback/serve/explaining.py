@@ -1,0 +1,163 @@
+"""An `:explain` request (Vertex AI or KServe V1) -> the explainer call that answers it.
+
+Body: `instances` (or columnar `inputs`), optional `parameters` and
+`explanationSpecOverride` (Vertex's `ExplainRequest`). `parameters` become
+keyword options of `ExportExplainer.explain_instances`, camelCase or
+snake_case (`{"method": "sampled-shapley", "pathCount": 10}`); options the
+explainer does not know are refused by it with their name.
+`explanationSpecOverride.parameters` is merged over the export's stored
+explanation parameters (a different `...Attribution` replaces the stored
+method, which Vertex does not allow but a local explainer can do), and
+`explanationSpecOverride.metadata.inputs.{feature}.inputBaselines` replace a
+feature's baselines. Each request gets its own shallow copy of the explainer,
+so overrides never leak into other requests and compiled traces are shared.
+"""
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+
+from xai_callback.errors import ExportVerificationError
+from xai_callback.explain.settings import DEFAULT_PARAMETERS, default_metadata
+from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, instances_of, request_object
+from xai_callback.serve.errors import ServeError
+from xai_callback.verify import signature_io
+
+EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", "deployedModelId")
+# Options a request must not set: they are not JSON values.
+REFUSED_OPTIONS = ("progress",)
+OVERRIDE_KEYS = ("parameters", "metadata", "examplesOverride")
+GENERAL_PARAMETERS = ("topK", "outputIndices")
+
+
+def explain_call(model, body):
+    """`(run, key)`: `run()` computes the `ExplainResponse` dict of `body` on
+    `model`; `key` names its settings (see `settings_key`).
+
+    Raises:
+        ServeError: 400 for a body that does not fit (named key), or a model
+            that cannot be explained.
+    """
+    body = request_object(body, EXPLAIN_KEYS)
+    instances, _ = instances_of(body)
+    if model.explainer is None:
+        raise ServeError(400, f"Version {model.version} cannot be explained: {model.explain_problem}",
+                         google_status="FAILED_PRECONDITION")
+    options = explain_options(body.get("parameters"))
+    explainer = overridden_explainer(model.explainer, body.get("explanationSpecOverride"))
+
+    def run():
+        return explainer.explain_instances(instances, **options).to_dict()
+
+    return run, settings_key(options, body.get("explanationSpecOverride"))
+
+
+def settings_key(options, override):
+    """A hashable key of an explanation's settings (equal keys: same traces)."""
+    return json.dumps([options, override or None], sort_keys=True, default=repr)
+
+
+def explain_options(parameters):
+    """`parameters` as snake_case keyword options of `explain_instances`."""
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, Mapping):
+        raise ServeError(400, f"'parameters' must be a JSON object of explanation options; "
+                              f"received {parameters!r}.")
+    options = {}
+    for key, value in parameters.items():
+        name = re.sub(r"(?<!^)([A-Z])", r"_\1", str(key)).lower()
+        if name in REFUSED_OPTIONS:
+            raise ServeError(400, f"'parameters' cannot set {key!r}.")
+        options[name] = value
+    return options
+
+
+def overridden_explainer(explainer, override):
+    """`explainer`, or a copy with `explanationSpecOverride` applied."""
+    if not override:
+        return explainer
+    request_object(override, OVERRIDE_KEYS, "'explanationSpecOverride'")
+    if override.get("examplesOverride"):
+        raise ServeError(400, "'examplesOverride' asks for example-based explanations, which are "
+                              "not available here (feature attributions only).")
+    changed = copy.copy(explainer)  # shares the compiled traces (`_compiled`)
+    if override.get("parameters"):
+        changed.parameters = merged_parameters(explainer.parameters, override["parameters"])
+    if override.get("metadata"):
+        changed.metadata = metadata_with_baselines(explainer, override["metadata"])
+    return changed
+
+
+def merged_parameters(stored, override):
+    """The export's ExplanationParameters with `override`'s fields on top."""
+    if not isinstance(override, Mapping):
+        raise ServeError(400, "'explanationSpecOverride.parameters' must be a JSON object; "
+                              f"received {override!r}.")
+    merged = copy.deepcopy(stored if stored is not None else DEFAULT_PARAMETERS)
+    for key, value in override.items():
+        if key.endswith("Attribution"):
+            if key not in merged:
+                for old in [k for k in merged if k.endswith("Attribution")]:
+                    del merged[old]
+                merged[key] = {}
+            if not isinstance(value, Mapping):
+                raise ServeError(400, f"'explanationSpecOverride.parameters.{key}' must be a JSON "
+                                      f"object; received {value!r}.")
+            merged[key] = _deep_merge(merged[key], value)
+        elif key in GENERAL_PARAMETERS:
+            merged[key] = value
+        else:
+            raise ServeError(400, f"Unknown key {key!r} in 'explanationSpecOverride.parameters'; "
+                                  f"it takes an ...Attribution method and {list(GENERAL_PARAMETERS)}.")
+    return merged
+
+
+def metadata_with_baselines(explainer, override):
+    """The explainer's metadata with the overridden `inputBaselines`."""
+    inputs = override.get("inputs") if isinstance(override, Mapping) else None
+    if not isinstance(inputs, Mapping) or set(override) - {"inputs"}:
+        raise ServeError(400, "'explanationSpecOverride.metadata' takes only "
+                              '{"inputs": {FEATURE: {"inputBaselines": [...]}}}; '
+                              f"received {override!r}.")
+    metadata = copy.deepcopy(explainer.metadata or _default_metadata(explainer))
+    features = metadata.get("inputs") or {}
+    for name, entry in inputs.items():
+        if name not in features:
+            raise ServeError(400, f"'explanationSpecOverride.metadata.inputs' names feature "
+                                  f"{name!r}, which the model does not have (features: "
+                                  f"{sorted(features)}).")
+        if not isinstance(entry, Mapping) or set(entry) - {"inputBaselines"}:
+            raise ServeError(400, f"The override of feature {name!r} may set only 'inputBaselines'; "
+                                  f"received {entry!r}.")
+        if "inputBaselines" in entry:
+            if not isinstance(entry["inputBaselines"], list) or not entry["inputBaselines"]:
+                raise ServeError(400, f"'inputBaselines' of feature {name!r} must be a non-empty "
+                                      f"list; received {entry['inputBaselines']!r}.")
+            features[name]["inputBaselines"] = entry["inputBaselines"]
+    return metadata
+
+
+def _default_metadata(explainer):
+    inputs, outputs = signature_io(explainer.model_fn)
+    return default_metadata(inputs, outputs)
+
+
+def _deep_merge(base, extra):
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def explain_error(error):
+    """An exception of an explanation as the `ServeError` to answer (None: not the client's)."""
+    if isinstance(error, ExportVerificationError):
+        return ServeError(400, str(error), google_status="FAILED_PRECONDITION")
+    if isinstance(error, (ValueError, TypeError)):  # InstanceError, SpecError, unknown options
+        return ServeError(400, str(error))
+    return None

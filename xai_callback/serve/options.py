@@ -1,0 +1,120 @@
+"""The settings of `xai-callback serve`, checked up front, and Vertex's `AIP_*` variables."""
+
+import dataclasses
+import os
+import re
+
+# Vertex AI's request size limit on shared public endpoints ("1.5 MB").
+DEFAULT_MAX_BODY_BYTES = 1536 * 1024
+# Model calls running at once (threads off the event loop); more wait.
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_MAX_BATCH_ROWS = 1024
+DEFAULT_POLL_SECONDS = 2.0
+DEFAULT_GRACEFUL_SECONDS = 30.0
+HEALTH_ROUTE = "/healthz"
+READY_ROUTE = "/readyz"
+TOKEN_ENV = "XAI_CALLBACK_BEARER_TOKEN"
+_MODEL_NAME = re.compile(r"^[^/:\s]+$")
+
+
+@dataclasses.dataclass
+class ServeOptions:
+    """What `serve` serves and how.
+
+    Example:
+
+    ```python
+    options = ServeOptions("exports/churn", port=8081, bearer_token="s3cret")
+    ```
+
+    Args:
+        path: one export, or a base directory of numbered versions (local
+            path or gfile URL).
+        host: interface to bind. Defaults to "127.0.0.1" (this machine only);
+            "0.0.0.0" in a container.
+        port: TCP port. Defaults to 8080.
+        model_name: the `{name}` of `/v1/models/{name}`. Defaults to None: the
+            base directory's name.
+        bearer_token: when set, every route but health and readiness needs
+            `Authorization: Bearer <token>`. Defaults to None (no auth).
+        max_body_bytes: larger request bodies get 413. Defaults to 1.5 MiB.
+        max_in_flight: model calls running at once. Defaults to 4.
+        batching: merge concurrent predict requests into one model call.
+            Defaults to True.
+        max_batch_rows: rows of one merged call. Defaults to 1024.
+        poll_seconds: how often a base directory is checked for a new
+            version. Defaults to 2.0.
+        graceful_seconds: on SIGTERM, how long in-flight requests may take
+            to finish. Defaults to 30.0.
+        health_route, predict_route: extra routes (Vertex's
+            `AIP_HEALTH_ROUTE` / `AIP_PREDICT_ROUTE`). Defaults to None.
+        access_log: log one line per request. Defaults to True.
+    """
+
+    path: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    model_name: str = None
+    bearer_token: str = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    batching: bool = True
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    graceful_seconds: float = DEFAULT_GRACEFUL_SECONDS
+    health_route: str = None
+    predict_route: str = None
+    access_log: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"path must name an export or a base directory; received {self.path!r}.")
+        _check_int("port", self.port, 0, 65535)
+        _check_int("max_body_bytes", self.max_body_bytes, 1)
+        _check_int("max_in_flight", self.max_in_flight, 1)
+        _check_int("max_batch_rows", self.max_batch_rows, 1)
+        for name in ("poll_seconds", "graceful_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0; received {name}={value!r}.")
+        if self.model_name is not None and not _MODEL_NAME.match(str(self.model_name)):
+            raise ValueError(
+                f"model_name={self.model_name!r} cannot appear in /v1/models/{{name}}: "
+                "use a name without '/', ':' or spaces."
+            )
+        if self.bearer_token is not None and (not isinstance(self.bearer_token, str)
+                                              or not self.bearer_token.strip()):
+            raise ValueError("bearer_token must be a non-empty string (or None for no auth).")
+        for name in ("health_route", "predict_route"):
+            route = getattr(self, name)
+            if route is not None and not str(route).startswith("/"):
+                raise ValueError(f"{name} must be a path starting with '/'; received {route!r}.")
+
+
+def _check_int(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be an integer {bound}; received {name}={value!r}.")
+
+
+def vertex_environment(environ=None):
+    """Settings taken from Vertex AI's custom-container variables.
+
+    `AIP_STORAGE_URI` (the model's copy) is the path, `AIP_HTTP_PORT` the
+    port, and `AIP_HEALTH_ROUTE` / `AIP_PREDICT_ROUTE` extra routes; unset or
+    empty variables give nothing.
+    """
+    environ = os.environ if environ is None else environ
+    found = {}
+    names = {"AIP_STORAGE_URI": "path", "AIP_HEALTH_ROUTE": "health_route",
+             "AIP_PREDICT_ROUTE": "predict_route"}
+    for variable, option in names.items():
+        if environ.get(variable):
+            found[option] = environ[variable]
+    if environ.get("AIP_HTTP_PORT"):
+        try:
+            found["port"] = int(environ["AIP_HTTP_PORT"])
+        except ValueError:
+            raise ValueError(f"AIP_HTTP_PORT must be a port number; it is {environ['AIP_HTTP_PORT']!r}.")
+    return found

@@ -1,0 +1,78 @@
+"""Running the app under uvicorn: start-up, graceful shutdown, exit status.
+
+uvicorn handles SIGTERM and SIGINT: it stops accepting connections, lets
+in-flight requests finish (up to `graceful_seconds`), then runs the
+lifespan shutdown, which stops the version polling.
+"""
+
+import contextlib
+import logging
+import signal
+import threading
+
+import uvicorn
+
+from xai_callback.serve.app import Service, build_app
+from xai_callback.serve.repository import ModelRepository
+
+log = logging.getLogger("xai_callback.serve")
+
+
+def serve(options):
+    """Serves `options.path` until SIGTERM/SIGINT; returns the exit status (0, or 1
+    when the model could not be loaded).
+
+    Example:
+
+    ```python
+    from xai_callback.serve import ServeOptions, serve
+    serve(ServeOptions("exports/churn", port=8081))
+    ```
+
+    Raises:
+        FileNotFoundError: nothing exists at `options.path`.
+    """
+    fatal = []
+    server = None
+
+    def on_fatal(message):
+        fatal.append(message)
+        log.error("%s; stopping.", message)
+        if server is not None:
+            server.should_exit = True
+
+    repository = ModelRepository(options.path, name=options.model_name,
+                                 poll_seconds=options.poll_seconds, on_fatal=on_fatal)
+    app = build_app(Service(options, repository))
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        timeout_graceful_shutdown=options.graceful_seconds,
+        access_log=options.access_log,
+        log_level="info",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    log.info("serving model '%s' from %s on http://%s:%s", repository.name, repository.path,
+             options.host, options.port)
+    with _exit_quietly_after_signals():
+        server.run()
+    return 1 if fatal or not server.started else 0
+
+
+@contextlib.contextmanager
+def _exit_quietly_after_signals():
+    """uvicorn re-raises SIGTERM/SIGINT to the previous handlers after its
+    graceful shutdown; no-op handlers there make that a clean return (exit 0)
+    instead of a kill by the signal or a KeyboardInterrupt traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

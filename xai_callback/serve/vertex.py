@@ -1,0 +1,64 @@
+"""Vertex AI's prediction API: `:predict` and `:explain` on `/v1/projects/.../endpoints/...`.
+
+Google's own client (`PredictionServiceClient(transport="rest", ...)`) works
+against these by changing only its `api_endpoint`. The project, location and
+endpoint in the path are not checked (one model is served); query parameters
+the client adds (`$alt=json;enum-encoding=int`) are ignored. Errors are
+Google's error JSON. The same predict body also answers Vertex's custom
+container route (`AIP_PREDICT_ROUTE`).
+"""
+
+from xai_callback.serve import codec
+from xai_callback.serve.errors import ServeError
+
+ENDPOINT = "/projects/{project}/locations/{location}/endpoints/{endpoint}"
+API_VERSIONS = ("v1", "v1beta1")
+PREDICT_KEYS = (codec.ROW_KEY, "parameters", "labels")
+
+
+async def predict(service, request):
+    """`{"instances", "parameters"}` -> `{"predictions", "deployedModelId", ...}`.
+
+    `serving_default` takes only the instances, so `parameters` are ignored,
+    except `"explain"`: `true`, or an object of explanation options (as the
+    `parameters` of `:explain`), adds `explanations` to the answer. That is
+    how a client reaches explanations through a Vertex endpoint that forwards
+    only the predict route to the container (call it with `rawPredict` to
+    get the whole answer back).
+    """
+    body = codec.request_object(await service.read_body(request), PREDICT_KEYS)
+    model = service.repository.get(service.repository.name)
+    explain = _explain_option(body.get("parameters"))
+    if explain is not None:
+        return {**await service.explain(model, {codec.ROW_KEY: codec.instances_of(body)[0], **explain}),
+                **_ids(model)}
+    signature_name, signature = codec.signature_of(model, {})
+    data, _ = codec.instances_of(body)
+    tensors = codec.decode(data, True, signature, signature_name)
+    outputs = await service.runner.predict(model, signature_name, tensors)
+    return {**codec.encode(outputs, True), **_ids(model)}
+
+
+async def explain(service, request):
+    """`ExplainRequest` -> `ExplainResponse` (`explanations`, `predictions`, `deployedModelId`)."""
+    body = await service.read_body(request)
+    model = service.repository.get(service.repository.name)
+    return {**await service.explain(model, body), "deployedModelId": str(model.version)}
+
+
+def _explain_option(parameters):
+    """The `:explain` body fields asked for by `parameters.explain`, or None."""
+    explain = parameters.get("explain") if isinstance(parameters, dict) else None
+    if explain is None or explain is False:
+        return None
+    if explain is True:
+        return {}
+    if isinstance(explain, dict):
+        return {"parameters": explain}
+    raise ServeError(400, f"'parameters.explain' must be true, false or an object of explanation "
+                          f"options; received {explain!r}.")
+
+
+def _ids(model):
+    """The served version as the deployed model and model version ids."""
+    return {"deployedModelId": str(model.version), "modelVersionId": str(model.version)}
