@@ -64,9 +64,11 @@ def test_new_version_is_served_without_a_failed_request(trained, other_model, tm
             switched = wait_until(lambda: any(b.get("deployedModelId") == "2" for _, b in results), 60)
             assert switched, "version 2 was never served"
             # Half-written versions are never loaded: files without saved_model.pb,
-            # and a SavedModel without our provenance marker (a copy still in progress).
+            # and an export of ours without its commit marker (a copy still in
+            # progress on an object store; see placement.is_complete).
             shutil.copytree(second, f"{base}/7", ignore=shutil.ignore_patterns("saved_model.pb"))
-            shutil.copytree(second, f"{base}/8", ignore=shutil.ignore_patterns("assets.extra"))
+            shutil.copytree(second, f"{base}/8",
+                            ignore=shutil.ignore_patterns("xai_callback_complete.json"))
             count = len(results)
             assert wait_until(lambda: len(results) >= count + 20, 30)
             time.sleep(1.0)  # five polls

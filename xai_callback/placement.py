@@ -608,16 +608,6 @@ def our_versions(export_dir):
     return found
 
 
-def published_versions(export_dir):
-    """Sorted numbers of the complete exports of ours in `export_dir`.
-
-    What a server may load: numeric directories holding `saved_model.pb` and
-    our provenance file (see `our_versions`); staging and retired
-    temporaries, foreign and half-copied versions are left out.
-    """
-    return sorted(our_versions(export_dir))
-
-
 def versions_to_keep(records, keep, protect=None, best=None):
     """The versions `prune_versions` keeps.
 
