@@ -272,9 +272,11 @@ class ExplainableExporter:
         from xai_callback.spec.probe import probe_gradients
 
         model_fn = self.functions[XAI_MODEL]
-        live = {name: fn.concrete_function() for name, fn in self.functions.items()}
         metadata, parameters = self.explanation_spec.build(
             dict(model_fn.input_specs), model_fn.output_specs(), output_key=self.output_key)
+        if not self.explanation_spec.method.GRADIENT_BASED:
+            return {}, metadata  # nothing to probe, no sample needed
+        live = {name: fn.concrete_function() for name, fn in self.functions.items()}
         largest = probe_gradients(live[XAI_MODEL], metadata, parameters, self._model_sample(live))
         return largest, metadata
 
