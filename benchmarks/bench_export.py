@@ -229,16 +229,80 @@ def profile_table(case, settings, repeats, workdir):
     return common.markdown_table(["stage (ms per export, under cProfile)"] + [LABELS[v] for v in VARIANTS], rows)
 
 
+AFTER_TRAINING_STAGES = (  # (label, object, attribute) timed inside export() after prepare()
+    ("tf.saved_model.save of the signatures and variables", "export", "ExplainableExporter._write_saved_model"),
+    ("reload (tf.saved_model.load)", "export", "tf.saved_model.load"),
+    ("checks: signature contract, live prediction, serving identity", "export", "ExplainableExporter._verify"),
+    ("gradient probe on the live xai_model (warning only)", "export", "ExplainableExporter._warn_zero_gradients"),
+    ("JSON files", "storage", "write_json"),
+    ("staging and publish", "placement", "begin"),
+    ("staging and publish", "placement", "publish"),
+)
+
+
+def stage_table(cases, settings, repeats, workdir):
+    """CPU ms per stage of export() after prepare() (timers around the engine's functions), with the recipe."""
+    import importlib
+
+    totals = {case: [] for case in cases}
+    for case in cases:
+        for round_ in range(repeats + 1):  # round 0 warms up
+            spent = {}
+            patched = []
+            for label, module, attribute in AFTER_TRAINING_STAGES:
+                owner = importlib.import_module(f"xai_callback.{module}")
+                *path, name = attribute.split(".")
+                for part in path:
+                    owner = getattr(owner, part)
+                original = getattr(owner, name)
+                patched.append((owner, name, original))
+                setattr(owner, name, _timed_stage(original, label, spent))
+            try:
+                model = build_model(case, settings)
+                exporter = exporter_for(model, case, settings, verify=True)
+                exporter.prepare()
+                seconds, _ = common.timed(exporter.export, tempfile.mkdtemp(dir=workdir) + "/export")
+            finally:
+                for owner, name, original in reversed(patched):
+                    setattr(owner, name, original)
+            recipe, _ = common.timed(export_recipe, build_model(case, settings),
+                                     tempfile.mkdtemp(dir=workdir) + "/recipe", case, settings)
+            if round_:
+                totals[case].append({**spent, "total": seconds["cpu"], "seed recipe": recipe["cpu"]})
+    labels = list(dict.fromkeys(label for label, _, _ in AFTER_TRAINING_STAGES)) + ["total", "seed recipe"]
+    rows = [[label] + [f"{np.median([r.get(label, 0.0) for r in totals[c]]) * 1000:.0f}" for c in cases]
+            for label in labels]
+    return common.markdown_table(["stage (CPU ms, median)"] + list(cases), rows)
+
+
+def _timed_stage(fn, label, spent):
+    import time
+
+    def timed(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.process_time() - start
+    return timed
+
+
 def main(argv=None):
     parser = common.base_parser(__doc__)
-    parser.add_argument("--case", choices=CASES, action="append", help="model case(s); default both")
+    parser.add_argument("--case", choices=CASES, action="append", help="model case(s); default all")
     parser.add_argument("--profile", action="store_true", help="print a cProfile breakdown per stage instead")
+    parser.add_argument("--stages", action="store_true",
+                        help="print CPU time per stage of the export after prepare() instead")
     args = parser.parse_args(argv)
     settings = ({"features": 4, "hidden": (16,), "image_size": 32, "alpha": 0.35} if args.quick else
                 {"features": 16, "hidden": (64, 32), "image_size": 224, "alpha": 1.0})
     repeats = 1 if args.quick else args.repeats
     workdir = tempfile.mkdtemp(prefix="bench_export_")
     try:
+        if args.stages:
+            print(f"### CPU time per stage after prepare(), median of {repeats} exports\n")
+            print(stage_table(args.case or CASES, settings, repeats, workdir))
+            return
         if args.profile:
             for case in args.case or CASES:
                 print(f"### Where the time goes: {case} model, {repeats} exports per variant\n")
