@@ -46,3 +46,21 @@ class ExportFailedError(RuntimeError):
     def __init__(self, message, fallback_path=None):
         super().__init__(message)
         self.fallback_path = fallback_path
+
+
+def short_message(error):
+    """One line saying what went wrong (TensorFlow op errors run to pages).
+
+    For "Graph execution error" the op's own message is picked from below
+    the stack of where the op was defined.
+    """
+    text = getattr(error, "message", None) or str(error)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Graph execution error"):
+        own = [line for line in lines[1:]
+               if not line[0].isspace() and not line.startswith("Detected at node")]
+        if own:
+            return own[-1]
+    return lines[0]

@@ -4,10 +4,12 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
+import warnings
+
 import tensorflow as tf
 
 from xai_callback import storage
-from xai_callback.errors import ExportVerificationError, SignatureError
+from xai_callback.errors import ExportVerificationError, SignatureError, SpecError, short_message
 from xai_callback.frontier import ModelPreprocessing
 from xai_callback.layout import (
     ASSETS_EXTRA,
@@ -38,6 +40,8 @@ from xai_callback.samples import (
 )
 from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.verify import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
     check_preprocess_feeds_model,
     check_serving_identity,
     check_signature_set,
@@ -109,8 +113,12 @@ class ExplainableExporter:
         legacy_metadata: also write the legacy AI Platform
             `explanation_metadata.json`. Defaults to False.
         track: extra trackables (e.g. lookup tables) used by your functions.
-        verify: reload and check the export after writing. Defaults to True.
-        rtol, atol: tolerances of the output comparisons.
+        verify: check the signatures on the sample and probe gradients in
+            `prepare()`, then reload and check the export after writing.
+            Defaults to True.
+        rtol, atol: tolerances of the output comparisons (defaults 1e-4 and
+            1e-5; widened for bfloat16/float16 outputs). Recorded in the
+            provenance, so `validate` checks the export with the same.
         overwrite: replace a non-empty `export_dir` that is not an export of
             ours. Defaults to False.
         versioned: write each export to a new `export_dir/<integer>/` (TF
@@ -153,8 +161,8 @@ class ExplainableExporter:
         legacy_metadata=False,
         track=None,
         verify=True,
-        rtol=1e-4,
-        atol=1e-5,
+        rtol=DEFAULT_RTOL,
+        atol=DEFAULT_ATOL,
         overwrite=False,
         versioned=False,
         keep=None,
@@ -260,13 +268,71 @@ class ExplainableExporter:
         self.functions.update(extras)
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
-        self.explanation_spec.build(
-            dict(model_fn.input_specs), model_outputs, output_key=self.output_key,
-            defaults=self.preprocessing.default_features(),
-        )
+        self._build_spec(dict(model_fn.input_specs), model_outputs)
         self._sample = self._resolve_sample(serving)
+        self._check_before_training()
         self._prepared = True
         return self
+
+    def _build_spec(self, inputs, outputs):
+        """Vertex metadata and parameters for `xai_model`'s specs; the features
+        default to those the model's preprocessing layers describe."""
+        return self.explanation_spec.build(
+            inputs, outputs, output_key=self.output_key,
+            defaults=self.preprocessing.default_features())
+
+    def _check_before_training(self):
+        """Runs the sample and the gradient probe on the live functions.
+
+        What fails here would fail every export after training: a sample the
+        signatures cannot run, or a model no gradient can cross (a
+        stop_gradient, a cast to int: structural, whatever the weights).
+        All-zero gradients are not refused: they depend on the weights and
+        are reported after writing. Both runs also build the functions'
+        graphs once, so the checks after training are only runs.
+        """
+        if not self.verify:
+            return
+        if self._sample is not None:
+            try:
+                self.functions[SERVING_DEFAULT].call_dict(self._sample)
+            except (tf.errors.OpError, TypeError, ValueError) as e:
+                raise SignatureError(
+                    f"serving_default cannot run on the verification sample (sample= keys "
+                    f"{sorted(self._sample)}): {type(e).__name__}: {short_message(e)}"
+                ) from e
+        self._probe_live()
+
+    def _probe_live(self):
+        """Gradient probe of the live `xai_model` along the IG path.
+
+        Returns:
+            `(largest |gradient| per feature, metadata)`; raises `SpecError`
+            when no gradient reaches a feature.
+        """
+        from xai_callback.spec.probe import probe_gradients
+
+        model_fn = self.functions[XAI_MODEL]
+        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_fn.output_specs())
+        if not self.explanation_spec.method.GRADIENT_BASED:
+            return {}, metadata  # nothing to probe, no sample needed
+        live = {name: fn.concrete_function() for name, fn in self.functions.items()}
+        largest = probe_gradients(live[XAI_MODEL], metadata, parameters, self._model_sample(live))
+        return largest, metadata
+
+    def _warn_zero_gradients(self):
+        """After writing only a warning: zero gradients come from the trained
+        weights (a saturated sigmoid, dead ReLUs), not from a broken export."""
+        from xai_callback.spec.probe import zero_gradient_message
+
+        try:
+            largest, metadata = self._probe_live()
+        except SpecError as e:  # structural problems were refused in prepare()
+            warnings.warn(f"Gradient probe after writing: {e}", stacklevel=4)
+            return
+        message = zero_gradient_message(largest, metadata)
+        if message:
+            warnings.warn(message, stacklevel=4)
 
     def _resolve_sample(self, serving):
         if self.sample is not None:
@@ -342,16 +408,11 @@ class ExplainableExporter:
             loaded = distribute.outside_strategy_scope(tf.saved_model.load, path)
             signatures = loaded.signatures
             self._verify(signatures)
+            self._warn_zero_gradients()
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         inputs, outputs = signature_io(signatures[XAI_MODEL])
-        metadata, parameters = self.explanation_spec.build(
-            inputs, outputs, output_key=self.output_key,
-            defaults=self.preprocessing.default_features())
-        if self.verify:
-            from xai_callback.spec import probe_gradients
-
-            probe_gradients(signatures[XAI_MODEL], metadata, parameters, self._model_sample(signatures))
+        metadata, parameters = self._build_spec(inputs, outputs)
         storage.makedirs(join(path, ASSETS_EXTRA))
         storage.write_json(extra_path(path, VERTEX_METADATA_FILE), metadata)
         storage.write_json(extra_path(path, VERTEX_PARAMETERS_FILE), parameters)
@@ -365,7 +426,8 @@ class ExplainableExporter:
             storage.write_json(extra_path(path, FEATURES_FILE),
                                self.preprocessing.plan.features_description())
         record = build_provenance(
-            list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info
+            list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info,
+            tolerances={"rtol": self.rtol, "atol": self.atol} if self.verify else None,
         )
         write_provenance(path, record)
         described = {name: signature_io(fn) for name, fn in signatures.items()}
@@ -409,7 +471,8 @@ class ExplainableExporter:
 
     def _model_sample(self, signatures):
         """A batch of `xai_model` inputs for the gradient probe."""
-        inputs = explained_inputs_from_sample(signatures, self._sample)
+        inputs = None if self._sample is None else explained_inputs_from_sample(
+            signatures, self._sample)
         if inputs is None:
             inputs = generate_sample(signature_io(signatures[XAI_MODEL])[0], owner=XAI_MODEL)
         return inputs

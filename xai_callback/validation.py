@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import tensorflow as tf
 
 from xai_callback import storage, verify
-from xai_callback.errors import ExportVerificationError, SpecError
+from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.samples import explained_inputs_from_sample, generate_sample
 from xai_callback.layout import (
     SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, XAI_MODEL,
@@ -20,9 +20,10 @@ from xai_callback.layout import (
 from xai_callback.spec import crosscheck
 from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.metadata import check_metadata_fields, output_from_metadata
-from xai_callback.spec.methods import check_one_method
+from xai_callback.provenance import read_provenance, verified_tolerances
+from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
-from xai_callback.spec.probe import probe_gradients
+from xai_callback.spec.probe import probe_gradients, zero_gradient_message
 from xai_callback.tensor_io import decode_tensor_dict
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
@@ -111,6 +112,8 @@ class _Export:
     parameters: dict = None
     parameters_source: str = None
     parameters_error: str = None
+    tolerances: dict = None  # rtol/atol of the output comparisons
+    tolerances_source: str = None
 
 
 def validate(export_dir, sample=None):
@@ -133,6 +136,7 @@ def validate(export_dir, sample=None):
     export = _Export(export_dir, loaded.signatures, loaded)
     _read_signature_io(export)
     _read_sample(export, sample)
+    _read_tolerances(export)
     _read_explanation(export)
     results = {}
     for name, rule in RULES:
@@ -173,6 +177,19 @@ def _read_sample(export, sample):
         export.sample = decode_tensor_dict(storage.read_json(path))
     except (ValueError, KeyError, TypeError, tf.errors.OpError) as e:
         export.sample_error = f"cannot decode {path}: {e}"
+
+
+def _read_tolerances(export):
+    """The tolerances the export was verified with, else the exporter's defaults."""
+    try:
+        recorded = verified_tolerances(read_provenance(export.export_dir))
+    except ValueError:  # an unreadable provenance file: not one of ours to trust
+        recorded = None
+    if recorded:
+        export.tolerances, export.tolerances_source = recorded, "as the export was verified"
+    else:
+        export.tolerances = {"rtol": verify.DEFAULT_RTOL, "atol": verify.DEFAULT_ATOL}
+        export.tolerances_source = "the defaults"
 
 
 def _read_explanation(export):
@@ -255,16 +272,17 @@ def _rule_serving_identity(export, done):
 
     def check():
         try:
-            verify.check_serving_identity(export.signatures, export.sample)
+            verify.check_serving_identity(export.signatures, export.sample, **export.tolerances)
         except _RUN_ERRORS as e:
             raise ExportVerificationError(
                 f"running the signatures on {export.sample_source} failed: "
-                f"{type(e).__name__}: {_first_line(e)}") from e
+                f"{type(e).__name__}: {short_message(e)}") from e
         if export.explained == SERVING_DEFAULT:
             return f"serving_default is the explained signature; it runs on {export.sample_source}"
+        tolerances = ", ".join(f"{k}={v}" for k, v in export.tolerances.items())
         return (f"serving_default == {export.explained}"
                 f"{' o xai_preprocess' if XAI_PREPROCESS in export.signatures else ''} "
-                f"on {export.sample_source}")
+                f"on {export.sample_source} ({tolerances}, {export.tolerances_source})")
     return _result(rule, check)
 
 
@@ -348,12 +366,16 @@ def _rule_differentiability(export, done):
         # The model would not run on the probe batch: that says nothing about
         # gradients, so the rule is not checked rather than failed.
         return _skip(rule, f"running '{export.explained}' on a probe batch failed "
-                           f"({type(e).__name__}: {_first_line(e)}); store a sample in the "
+                           f"({type(e).__name__}: {short_message(e)}); store a sample in the "
                            "export or pass `sample=`")
     if not largest:
-        return RuleResult(rule, True, "sampled Shapley takes no gradients")
-    return RuleResult(rule, True, f"gradients reach every feature on {source}; max |grad|: "
-                      + ", ".join(f"{k}={v:.3g}" for k, v in largest.items()))
+        method = BY_VERTEX_KEY[check_one_method(export.parameters)].__name__
+        return RuleResult(rule, True, f"{method} takes no gradients")
+    reason = (f"gradients reach every feature on {source} and the path from the baselines; "
+              "max |grad|: " + ", ".join(f"{k}={v:.3g}" for k, v in largest.items()))
+    zero = zero_gradient_message(largest, export.metadata, when=f"on {source}")
+    # Zero (not None) gradients come from the weights: the export is still valid.
+    return RuleResult(rule, True, reason + (f". Note: {zero}" if zero else ""))
 
 
 def _model_inputs(export):
@@ -368,11 +390,6 @@ def _model_inputs(export):
             return inputs, export.sample_source + through
     return (generate_sample(export.inputs, owner=export.explained),
             "a generated batch (uniform floats in [0, 1))")
-
-
-def _first_line(error):
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 # The contract's rules, in report order:
