@@ -9,11 +9,9 @@ import math
 import sys
 import warnings
 
-import numpy as np
-
 from xai_callback.errors import ExportFailedError
 from xai_callback.export import ExplainableExporter
-from xai_callback import distribute, placement
+from xai_callback import backends, distribute, placement
 # Options <-> config data (import strings, ...): see callbacks/config.py.
 from xai_callback.callbacks.config import resolve_functions, serialize_options
 
@@ -169,7 +167,7 @@ class ExportPolicy:
                 f"to {_fmt(value)}, best weights kept for export"
             )
         self.best, self.best_epoch = value, epoch
-        self.best_weights = [np.array(w, copy=True) for w in model.get_weights()]
+        self.best_weights = backends.weights_of(model)
         if self.export_on_improvement:
             try:
                 self._export(model, self._training_info("improvement"))
@@ -192,7 +190,7 @@ class ExportPolicy:
             return
         if self.save_best_only and self.last_exported_epoch == self.best_epoch:
             return  # The best epoch was already exported on improvement.
-        final_weights = model.get_weights() if self.save_best_only else None
+        final_weights = backends.weights_of(model) if self.save_best_only else None
         try:
             if self.save_best_only:
                 model.set_weights(self.best_weights)
