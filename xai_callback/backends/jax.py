@@ -4,8 +4,8 @@ jax2tf (route 1) lowers the model to StableHLO inside one `XlaCallModule`
 TensorFlow op, with its `jax.vjp` as the TensorFlow gradient: no extra
 process, and models whose layers call `jax.numpy` directly convert too. The
 code is lowered for `PLATFORMS` so the export also serves on GPU. When jax2tf
-cannot convert the model, the TensorFlow subprocess (route 2) rebuilds it
-from a `.keras` file. `XAI_CALLBACK_JAX_ROUTE=jax2tf|tf_subprocess` forces
+cannot convert or differentiate the model, the TensorFlow subprocess
+(route 2) rebuilds it from its Keras config. `XAI_CALLBACK_JAX_ROUTE=jax2tf|tf_subprocess` forces
 one route.
 """
 

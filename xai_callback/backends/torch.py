@@ -3,8 +3,8 @@
 Keras' own torch export (`ExportArchive` on torch) goes through
 `torch.export` and torch_xla's StableHLO, which needs torch_xla (Linux only,
 pinned to older torch releases) and gives a function without a TensorFlow
-gradient, so it cannot be `xai_model`. The `.keras` file rebuilt on the
-TensorFlow backend gives an ordinary TensorFlow graph (`tf_subprocess.py`).
+gradient, so it cannot be `xai_model`. The model rebuilt from its Keras config
+on the TensorFlow backend gives an ordinary TensorFlow graph (`tf_subprocess.py`).
 """
 
 import numpy as np
