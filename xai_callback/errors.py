@@ -10,6 +10,20 @@ class SignatureError(ValueError):
     """A signature cannot be built or does not fit the explanation contract."""
 
 
+class ModelConversionError(SignatureError):
+    """A Keras model on JAX or PyTorch cannot be turned into a TensorFlow function.
+
+    Raised before training (`prepare()`, the callback's `on_train_begin`).
+
+    Attributes:
+        layer: name of the layer that failed, when it could be found (or None).
+    """
+
+    def __init__(self, message, layer=None):
+        super().__init__(message)
+        self.layer = layer
+
+
 class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
 

@@ -25,13 +25,12 @@ from xai_callback.layout import (
     extra_path,
     join,
 )
-from xai_callback import distribute, placement
+from xai_callback import backends, distribute, placement
 from xai_callback.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
     check_preprocess_output,
     compose,
-    model_signature_function,
 )
 from xai_callback.samples import (
     GENERATED_SAMPLE_ROWS,
@@ -234,6 +233,8 @@ class ExplainableExporter:
             return self
         self.preprocessing = ModelPreprocessing.of(
             self.model, self._raw["preprocess_fn"], self._raw["model_fn"], self.split)
+        # On JAX/PyTorch a TensorFlow copy of the model (xai_callback/backends/).
+        self.converter = backends.for_model(self.model, rtol=self.rtol, atol=self.atol)
         serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
         plan = self.preprocessing.plan
         if plan is not None:
@@ -243,7 +244,7 @@ class ExplainableExporter:
         else:
             model_fn = as_signature_function(self._raw["model_fn"], "model_fn")
             if model_fn is None:
-                model_fn = model_signature_function(self.model, name="model_fn")
+                model_fn = self.converter.signature_function(name="model_fn")
             preprocess = as_signature_function(self._raw["preprocess_fn"], "preprocess_fn")
         extras = {
             name: as_signature_function(fn, f"extra_signatures[{name!r}]")
@@ -440,6 +441,7 @@ class ExplainableExporter:
         traced once, in `prepare()`; Keras' ExportArchive attaches its endpoints
         to the root as well, which makes the save trace them all again.
         """
+        self.converter.sync()  # JAX/PyTorch: the current weights into the TensorFlow copy.
         # The root lists its variables as Keras' exports do, so
         # `tf.saved_model.load(d).variables` works the same.
         root = tf.__internal__.tracking.AutoTrackable()
@@ -529,6 +531,8 @@ def _resources_of(owners):
     """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
     seen, found = set(), []
     for owner in owners:
+        if not isinstance(owner, tf.__internal__.tracking.Trackable):
+            continue  # a JAX/PyTorch model holds no TensorFlow resources
         for obj in tf.train.TrackableView(owner).descendants():
             if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
                 seen.add(id(obj))

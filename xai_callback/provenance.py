@@ -13,6 +13,7 @@ import tensorflow as tf
 from xai_callback import storage
 from xai_callback._keras import keras_version, use_legacy_keras
 from xai_callback._version import __version__
+from xai_callback.backends import current as keras_backend
 from xai_callback.layout import PROVENANCE_FILE, extra_path
 
 VERIFIED_WITH = "verified_with"  # the output tolerances of the export's own check
@@ -36,6 +37,7 @@ def build_provenance(signature_names, explained_signature, output_key=None, trai
         "tensorflow_version": tf.__version__,
         "keras_version": keras_version(),
         "keras_flavour": "tf_keras" if use_legacy_keras() else "keras3",
+        "keras_backend": keras_backend(),
         "signatures": sorted(signature_names),
         "explained_signature": explained_signature,
         "output_key": output_key,
