@@ -29,6 +29,7 @@ from xai_callback import backends, distribute, placement
 from xai_callback.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
+    model_signature_function,
     check_preprocess_output,
     compose,
 )

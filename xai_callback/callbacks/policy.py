@@ -9,6 +9,8 @@ import math
 import sys
 import warnings
 
+import numpy as np
+
 from xai_callback.errors import ExportFailedError
 from xai_callback.export import ExplainableExporter
 from xai_callback import backends, distribute, placement
