@@ -14,6 +14,20 @@ class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
 
 
+class InputError(ValueError):
+    """Model inputs (instances, a sample) do not fit the signature that takes them.
+
+    Attributes:
+        key: the input key that is wrong (or None).
+        index: position of the offending instance (or None).
+    """
+
+    def __init__(self, message, key=None, index=None):
+        super().__init__(message)
+        self.key = key
+        self.index = index
+
+
 class DestinationError(ValueError, FileExistsError):
     """`export_dir` cannot receive an export (a file, or a folder not ours).
 
@@ -46,3 +60,20 @@ class ExportFailedError(RuntimeError):
     def __init__(self, message, fallback_path=None):
         super().__init__(message)
         self.fallback_path = fallback_path
+
+
+def op_error_summary(error):
+    """The informative line of a TensorFlow error, without graph-execution noise.
+
+    `Graph execution error:` / `Detected at node ...` / stack and node lines
+    are dropped, so a message can quote e.g. the lookup's own assertion.
+    """
+    text = getattr(error, "message", None) or str(error)
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[", "{{")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(noise):
+            if line.startswith("assertion failed: [") and line.endswith("]"):
+                line = line[len("assertion failed: ["):-1]
+            return line
+    return type(error).__name__

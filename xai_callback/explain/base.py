@@ -45,6 +45,12 @@ class Problem:
         unit_mask: `[num_units, *output_example_shape]` one-hot float mask
             selecting the explained output element.
         feature_names: `{key: feature name}` of the attributed inputs.
+        frozen: `{key: bool [instances, *example_shape]}` positions of
+            attributed inputs that keep the instance's value on every path
+            (token padding), so their attribution is exactly 0.
+        players: `({key: int array of one example's shape}, count)`: the
+            sampled Shapley player of each element; None: every element is
+            one (see `granularity.FeatureLayout.player_maps`).
         max_rows_per_call: chunk size in rows; None -> `default_rows_per_call`.
         seed: seed of the random numbers a method draws.
         progress: optional `progress(rows_done, rows_total)`.
@@ -59,6 +65,8 @@ class Problem:
     unit_instance: np.ndarray
     unit_mask: np.ndarray
     feature_names: dict
+    frozen: dict = dataclasses.field(default_factory=dict)
+    players: tuple = None
     max_rows_per_call: int = None
     seed: int = 0
     progress: object = None
@@ -75,6 +83,25 @@ class Problem:
     @property
     def attributed_keys(self):
         return list(self.baselines)
+
+    def player_maps(self):
+        """`({key: int array of one example's shape}, number of players)`."""
+        if self.players is not None:
+            return self.players
+        maps, total = {}, 0
+        for key, base in self.baselines.items():
+            size = int(np.prod(base.shape[1:]))
+            maps[key] = np.arange(total, total + size, dtype=np.int64).reshape(base.shape[1:])
+            total += size
+        return maps, total
+
+    def start_deltas(self, key):
+        """`x - baseline`, `[units, num_baselines, *example]` float64, 0 where frozen."""
+        x = np.asarray(self.inputs[key], np.float64)[self.unit_instance]
+        delta = x[:, None] - self.baselines[key].astype(np.float64)[None]
+        if key in self.frozen:
+            delta = np.where(np.asarray(self.frozen[key])[self.unit_instance][:, None], 0.0, delta)
+        return delta
 
     def rows_per_call(self):
         if self.max_rows_per_call is not None:
@@ -122,8 +149,8 @@ class AttributionAlgorithm:
     name = None
     parameters_key = None
     override_paths = {}
-    # What lowers the approximation error, for the warning.
-    precision_advice = None
+    # What lowers the approximation error, for the warning (see `precision_advice`).
+    precision_hint = None
     needs_gradients = True
 
     def __init_subclass__(cls, **kwargs):
@@ -161,6 +188,10 @@ class AttributionAlgorithm:
     def describe(self):
         """Settings in force, e.g. `integrated-gradients(stepCount=50)`."""
         return self.name
+
+    def precision_advice(self, worst_error):
+        """What to do about an `approximationError` of `worst_error`, for the warning."""
+        return self.precision_hint
 
 
 def method_classes():

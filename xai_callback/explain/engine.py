@@ -20,7 +20,7 @@ def run_chunks(problem, total_rows, chunk_fn, state, consume):
 
     Args:
         problem: the `Problem`; `state` gets its tensors as `inputs`,
-            `baselines`, `unit_instance` and `unit_mask`.
+            `baselines`, `frozen`, `unit_instance` and `unit_mask`.
         total_rows: number of rows.
         chunk_fn: module-level graph code (its identity keys the trace cache),
             `chunk_fn(evaluate, state, start, stop) -> nested tensors`, where
@@ -33,6 +33,7 @@ def run_chunks(problem, total_rows, chunk_fn, state, consume):
     state = tf.nest.map_structure(tf.convert_to_tensor, {
         "inputs": problem.inputs,
         "baselines": problem.baselines,
+        "frozen": problem.frozen,
         "unit_instance": problem.unit_instance,
         "unit_mask": problem.unit_mask,
         **state,
@@ -94,6 +95,22 @@ def _selected_output(output, mask):
 def gather_instances(state, instance_index):
     """`{key: tensor}` of every model input for the given instance indices."""
     return {key: tf.gather(value, instance_index) for key, value in state["inputs"].items()}
+
+
+def start_points(state, rows, instance, baseline):
+    """`{key: start of each row's path}`: its baseline, but the instance's value where frozen.
+
+    Args:
+        rows: `{key: [rows, ...]}` instance values of the rows.
+        instance, baseline: `[rows]` instance and baseline index of each row.
+    """
+    starts = {}
+    for key, base in state["baselines"].items():
+        start = tf.gather(base, baseline)
+        if key in state["frozen"]:
+            start = tf.where(tf.gather(state["frozen"][key], instance), rows[key], start)
+        starts[key] = start
+    return starts
 
 
 def broadcast_rows(values, like):

@@ -5,14 +5,24 @@ and a live Keras model (`lambda **kw: {"out": model(kw)}`) alike.
 """
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError
+from xai_callback.errors import SpecError, op_error_summary
 from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, Problem
+from xai_callback.explain.errors import BaselineError
+from xai_callback.explain.granularity import GRANULARITIES, FeatureLayout
+from xai_callback.explain.precision import computes_in_float16, float16_advice
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
 from xai_callback.explain.settings import default_metadata, resolve_settings
+from xai_callback.inputs import as_input_dict
+from xai_callback.verify import signature_io
+
+# |f(x) - f(baseline)| at most this share of |f| for every unit: the model
+# ignores what is explained, and attributions are numerical noise.
+INSENSITIVE_CHANGE = 1e-6
 
 
 class Explainer:
@@ -36,25 +46,37 @@ class Explainer:
             `model_fn` (`xai_preprocess`).
         serving_fn: optional `serving_fn(**raw) -> {key: tensor}` whose outputs
             are reported as `predictions` (default: `model_fn`'s outputs).
+        xai_features: optional content of `assets.extra/xai_features.json`
+            (raw inputs behind each feature, token vocabularies); None: the
+            metadata alone.
     """
 
     def __init__(self, model_fn, metadata=None, parameters=None, preprocess_fn=None,
-                 serving_fn=None):
+                 serving_fn=None, xai_features=None):
         self.model_fn = model_fn
         self.metadata = metadata
         self.parameters = parameters
         self.preprocess_fn = preprocess_fn
         self.serving_fn = serving_fn
+        self.xai_features = xai_features
         self._compiled = {}  # the engine's traced chunk functions, reused by every call
+        self._float16 = None
 
-    def explain(self, inputs, *, method=None, max_rows_per_call=None, seed=0, progress=None,
-                **overrides):
+    def explain(self, inputs, *, method=None, granularity="raw", max_rows_per_call=None, seed=0,
+                progress=None, **overrides):
         """Explains a batch.
 
         Args:
-            inputs: `{key: batched array}` for `preprocess_fn` (or `model_fn`).
+            inputs: the inputs of `preprocess_fn` (or `model_fn`) as
+                `model.predict` takes them: a dict by input name, a list in
+                input order, an array for a single input, scalars for inputs
+                of shape `[None, 1]` (see `xai_callback.inputs.as_input_dict`).
             method: method name overriding the parameters (e.g.
                 "integrated-gradients", "sampled-shapley", "smoothgrad").
+            granularity: "raw" (default): one attribution per raw feature
+                (one-hot slots and embedding dimensions summed, one per token,
+                groups summed); "encoded": one per element of each explained
+                tensor, as Vertex AI's service returns them.
             max_rows_per_call: rows per model call (memory bound); None: sized
                 so one call's inputs hold about 1M values (at most 8192 rows).
             seed: seed for Shapley permutations and SmoothGrad noise.
@@ -64,11 +86,15 @@ class Explainer:
         Returns:
             `ExplainResponse`.
         """
-        raw = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+        if granularity not in GRANULARITIES:
+            raise ValueError(
+                f"granularity must be one of {list(GRANULARITIES)}; received {granularity!r}.")
+        raw = self._input_tensors(inputs)
         model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
         model_outputs = dict(self.model_fn(**model_inputs))
         metadata = self.metadata or default_metadata(model_inputs, model_outputs)
         settings = resolve_settings(metadata, self.parameters, method=method, **overrides)
+        layout = FeatureLayout(settings.features, granularity, self.xai_features)
         output_key = _check_output(settings.output, model_outputs)
         output = np.asarray(model_outputs[output_key])
         baselines = {
@@ -84,21 +110,87 @@ class Explainer:
             unit_instance=np.array([i for i, _ in units], np.int64),
             unit_mask=_one_hot_masks(output, units),
             feature_names={f.tensor_key: f.name for f in settings.features},
+            frozen=layout.frozen(model_inputs),
+            players=layout.player_maps({k: b.shape[1:] for k, b in baselines.items()}),
             max_rows_per_call=max_rows_per_call,
             seed=seed,
             progress=progress,
             compiled=self._compiled,
         )
         settings.method.check_inputs(problem)
-        result = settings.method.attribute(problem)
-        _warn_if_imprecise(result.approximation_error, settings.method)
+        result = _attribute(settings.method, problem)
+        reported = layout.reduce(result.attributions, problem.unit_instance, problem.frozen)
+        _warn_if_imprecise(result.approximation_error, settings.method,
+                           self._computes_in_float16(model_inputs, model_outputs, output_key))
+        _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
+        tokens = layout.tokens(model_inputs)
+        explanations = _explanations(units, result, reported, output, model_outputs, settings)
+        shown = layout.display_inputs(model_inputs, raw, tokens)
+        for i, explanation in enumerate(explanations):
+            explanation.inputs = {name: value[i] for name, value in shown.items()}
+            explanation.tokens = {name: [str(t) for t in value[i]] for name, value in tokens.items()}
         return ExplainResponse(
-            explanations=_explanations(units, result, output, model_outputs, model_inputs, settings),
+            explanations=explanations,
             predictions=_predictions(serving_outputs),
             method=settings.method.describe(),
             metadata=metadata,
+            granularity=granularity,
         )
+
+    def _input_tensors(self, inputs):
+        """`{key: tf.Tensor}` for the first function, from what users naturally pass."""
+        first = self.preprocess_fn or self.model_fn
+        if hasattr(first, "structured_input_signature"):
+            name = getattr(first, "name", None) or "the model"
+            return as_input_dict(inputs, signature_io(first)[0], str(name), ordered=False)
+        if not isinstance(inputs, Mapping):
+            raise TypeError(
+                "inputs must be a dict {input name: batch} for a Python model function; "
+                f"received {type(inputs).__name__}.")
+        return {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+
+    def _computes_in_float16(self, model_inputs, model_outputs, output_key):
+        if self._float16 is None:
+            self._float16 = (
+                model_outputs[output_key].dtype == tf.float16
+                or any(t.dtype == tf.float16 for t in model_inputs.values())
+                or computes_in_float16(self.model_fn))
+        return self._float16
+
+
+def _attribute(method, problem):
+    """`method.attribute(problem)`; a baseline the model cannot process is named, not a traceback."""
+    try:
+        return method.attribute(problem)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.FailedPreconditionError) as e:
+        failing = _failing_baseline(problem)
+        if failing is None:
+            raise
+        feature, baseline, error = failing
+        values = np.ravel(baseline)
+        # A broadcast scalar baseline is shown as the scalar the metadata holds.
+        shown = to_json_value(values[0] if values.size and (values == values[0]).all() else baseline)
+        raise BaselineError(
+            f"Baseline {shown!r} of feature '{feature}' cannot be processed by the model "
+            f"({type(error).__name__}: {op_error_summary(error).rstrip('.')}). Give a baseline "
+            "the model accepts (for a lookup: a vocabulary value, or its OOV token when it has "
+            "one); `xai-callback validate` checks every baseline.",
+            feature=feature, baseline=shown) from None
+
+
+def _failing_baseline(problem):
+    """`(feature name, baseline, error)` of the first baseline the model refuses, or None."""
+    first = {key: value[:1] for key, value in problem.inputs.items()}
+    for key, baselines in problem.baselines.items():
+        for baseline in baselines:
+            rows = {**first, key: tf.convert_to_tensor(baseline[None], first[key].dtype)}
+            try:
+                problem.model_fn(**rows)
+            except tf.errors.OpError as e:
+                return problem.feature_names[key], baseline, e
+    return None
 
 
 def _check_output(output, model_outputs):
@@ -125,6 +217,12 @@ def _baselines(feature, model_inputs):
         if value.dtype == tf.string:
             baseline = np.vectorize(lambda s: s.encode() if isinstance(s, str) else s,
                                     otypes=[object])(np.asarray(baseline, object))
+            if not all(isinstance(b, bytes) for b in np.ravel(baseline)):
+                raise SpecError(
+                    f"Metadata input '{feature.name}' is the string input "
+                    f"'{feature.tensor_key}', but its baseline {to_json_value(baseline)!r} is not "
+                    "a string: give inputBaselines with a string the model accepts (e.g. a "
+                    "lookup's OOV token or a common value).")
         try:
             out.append(np.broadcast_to(np.asarray(baseline, dtype=dtype), example))
         except (ValueError, TypeError) as e:
@@ -184,34 +282,52 @@ def _one_hot_masks(output, units):
     return masks
 
 
-def _warn_if_imprecise(errors, method):
+def _warn_if_imprecise(errors, method, float16=False):
     worst = np.nanmax(errors) if np.any(np.isfinite(errors)) else np.nan
     if worst > APPROXIMATION_ERROR_WARNING:
+        advice = (float16_advice() if float16 and method.needs_gradients
+                  else method.precision_advice(worst))
         warnings.warn(
             f"approximationError reaches {worst:.3f} (> {APPROXIMATION_ERROR_WARNING}) with "
-            f"{method.describe()}: {method.precision_advice}.",
+            f"{method.describe()}: {advice}.",
             stacklevel=3,
         )
 
 
-def _explanations(units, result, output, model_outputs, model_inputs, settings):
+def _warn_if_insensitive(units, result, output, reported):
+    """Warns when f(x) == f(baseline) for every unit, or every attribution is ~0."""
+    instance = np.array([float(output[(i,) + index]) for i, index in units])
+    baseline = np.asarray(result.baseline_output, np.float64)
+    scale = np.maximum(np.abs(instance), np.abs(baseline)) + 1e-12
+    same = np.all(np.abs(instance - baseline) <= INSENSITIVE_CHANGE * scale)
+    largest = np.concatenate(
+        [np.abs(np.reshape(v, (len(units), -1))) for v in reported.values()], axis=1).max(axis=1)
+    negligible = np.all(largest <= INSENSITIVE_CHANGE * scale)
+    if same or negligible:
+        what = ("f(x) == f(baseline) for every instance" if same
+                else "every attribution is below 1e-6 of the output")
+        warnings.warn(
+            f"The explained output does not respond to the explained inputs ({what}; largest "
+            f"|attribution| {float(np.max(largest)):.3g}): the model seems to ignore them, or the "
+            "baselines equal the instances. The attributions are numerical noise: do not read "
+            "them as importances.",
+            stacklevel=3,
+        )
+
+
+def _explanations(units, result, reported, output, model_outputs, settings):
     by_instance = [Explanation(attributions=[]) for _ in range(output.shape[0])]
     names = _display_names(settings.output, model_outputs)
     for u, (i, index) in enumerate(units):
         by_instance[i].attributions.append(Attribution(
             baseline_output_value=float(result.baseline_output[u]),
             instance_output_value=float(output[(i,) + index]),
-            feature_attributions={
-                f.name: result.attributions[f.tensor_key][u] for f in settings.features
-            },
+            feature_attributions={name: value[u] for name, value in reported.items()},
             output_index=list(index),
             output_display_name=names(i, index),
             output_name=settings.output.name,
             approximation_error=float(result.approximation_error[u]),
         ))
-    values = {f.name: np.asarray(model_inputs[f.tensor_key]) for f in settings.features}
-    for i, explanation in enumerate(by_instance):
-        explanation.inputs = {name: value[i] for name, value in values.items()}
     return by_instance
 
 

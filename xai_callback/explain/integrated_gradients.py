@@ -18,7 +18,7 @@ from xai_callback.explain.base import (
     relative_gap,
     summed,
 )
-from xai_callback.explain.engine import broadcast_rows, gather_instances, run_chunks
+from xai_callback.explain.engine import broadcast_rows, gather_instances, run_chunks, start_points
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_STEP_COUNT = 50
@@ -40,7 +40,7 @@ class IntegratedGradients(AttributionAlgorithm):
     name = "integrated-gradients"
     parameters_key = "integratedGradientsAttribution"
     override_paths = {"step_count": ("stepCount",)}
-    precision_advice = (
+    precision_hint = (
         "raise stepCount (step_count=, --steps); if that does not lower it, the model "
         "may not be differentiable: try method='sampled-shapley'"
     )
@@ -102,8 +102,7 @@ def integrate(problem, step_count):
     run_chunks(problem, pairs * steps, _chunk, state, consume)
     attributions = {}
     for key, sums in pair_sums.items():
-        x = np.asarray(problem.inputs[key], np.float64)[problem.unit_instance]
-        delta = x[:, None] - problem.baselines[key].astype(np.float64)[None]
+        delta = problem.start_deltas(key)
         attributions[key] = (sums.reshape(delta.shape) * delta).mean(axis=1)
     values = values.reshape(units, num_baselines, steps)
     return attributions, values[:, :, -1].mean(axis=1), values[:, :, 0].mean(axis=1)
@@ -116,9 +115,10 @@ def _chunk(evaluate, state, start, stop):
     row = tf.range(start, stop)
     pair, step = row // steps, row % steps
     unit = pair // num_baselines
-    rows = gather_instances(state, tf.gather(state["unit_instance"], unit))
-    for key, base in state["baselines"].items():
-        x, b = rows[key], tf.gather(base, pair % num_baselines)
+    instance = tf.gather(state["unit_instance"], unit)
+    rows = gather_instances(state, instance)
+    for key, b in start_points(state, rows, instance, pair % num_baselines).items():
+        x = rows[key]
         alpha = broadcast_rows(tf.gather(tf.cast(state["alphas"], x.dtype), step), x)
         rows[key] = b + alpha * (x - b)
     values, grads = evaluate(rows, unit, watch=list(state["baselines"]))

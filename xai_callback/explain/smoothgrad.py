@@ -95,6 +95,7 @@ class SmoothGrad(IntegratedGradients):
             inputs=self._noisy_inputs(problem),
             unit_instance=(problem.unit_instance[:, None] * samples + np.arange(samples)).ravel(),
             unit_mask=np.repeat(problem.unit_mask, samples, axis=0),
+            frozen={k: np.repeat(v, samples, axis=0) for k, v in problem.frozen.items()},
         )
         attributions, end_output, start_output = integrate(noisy, self.step_count)
         units = problem.num_units
@@ -115,6 +116,8 @@ class SmoothGrad(IntegratedGradients):
             sigma = self._sigma(problem.feature_names.get(key)) if key in problem.baselines else 0.0
             if sigma:
                 noise = rng.normal(0.0, sigma, tuple(repeated.shape)).astype(value.dtype.as_numpy_dtype)
+                if key in problem.frozen:  # padding stays padding
+                    noise[np.repeat(problem.frozen[key], self.noisy_sample_count, axis=0)] = 0
                 repeated = repeated + noise
             inputs[key] = repeated
         return inputs
