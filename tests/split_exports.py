@@ -245,7 +245,7 @@ def strict_lookup_export(path, baseline, method):
     model = keras.Model(raw, keras.layers.Dense(1, name="score")(hidden))
     model.compile("adam", "mse")
     model.fit(_dataset({k: data[k] for k in raw}, label), epochs=1, verbose=0)
-    spec = ExplanationSpec(features=[Feature("Type", baselines=[baseline]),
+    spec = ExplanationSpec(features=[Feature("Type", baselines=None if baseline is None else [baseline]),
                                      Feature("Fee", baselines=[100.0])], method=method)
     export_explainable_model(model, str(path), sample={k: data[k][:4] for k in raw},
                              explanation_spec=spec)

@@ -176,7 +176,7 @@ def _cast(array, values, dtype, key, spec, owner):
         if np.any(fractional):
             raise InputError(
                 f"Input '{key}' of '{owner}' expects {describe_spec(spec)}, but got the "
-                f"non-integer value {array[fractional].flat[0]!r}.", key=key)
+                f"non-integer value {array[fractional].flat[0].item()!r}.", key=key)
     return array.astype(target)
 
 

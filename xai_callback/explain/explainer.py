@@ -14,7 +14,7 @@ from xai_callback.errors import SpecError, op_error_summary
 from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, Problem
 from xai_callback.explain.errors import BaselineError
 from xai_callback.explain.granularity import GRANULARITIES, FeatureLayout
-from xai_callback.explain.precision import computes_in_float16, float16_advice
+from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
 from xai_callback.explain.settings import default_metadata, resolve_settings
 from xai_callback.inputs import as_input_dict
@@ -120,8 +120,11 @@ class Explainer:
         settings.method.check_inputs(problem)
         result = _attribute(settings.method, problem)
         reported = layout.reduce(result.attributions, problem.unit_instance, problem.frozen)
-        _warn_if_imprecise(result.approximation_error, settings.method,
-                           self._computes_in_float16(model_inputs, model_outputs, output_key))
+        rounding = None
+        if self._computes_in_float16(model_inputs, model_outputs, output_key):
+            rounding = rounding_share(
+                [output[(i,) + index] for i, index in units], result.baseline_output)
+        _warn_if_imprecise(result.approximation_error, settings.method, rounding)
         _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
         tokens = layout.tokens(model_inputs)
@@ -282,11 +285,18 @@ def _one_hot_masks(output, units):
     return masks
 
 
-def _warn_if_imprecise(errors, method, float16=False):
+def _warn_if_imprecise(errors, method, float16_rounding=None):
+    """Warns above `APPROXIMATION_ERROR_WARNING`, saying what would lower the error.
+
+    `float16_rounding`: for float16 models, the share of the output change that
+    float16 rounding alone accounts for; when it explains the error, the advice
+    names it instead of a setting that cannot help.
+    """
     worst = np.nanmax(errors) if np.any(np.isfinite(errors)) else np.nan
     if worst > APPROXIMATION_ERROR_WARNING:
-        advice = (float16_advice() if float16 and method.needs_gradients
-                  else method.precision_advice(worst))
+        advice = method.precision_advice(worst)
+        if float16_rounding is not None and method.needs_gradients and float16_rounding >= worst / 10:
+            advice = float16_advice(float16_rounding)
         warnings.warn(
             f"approximationError reaches {worst:.3f} (> {APPROXIMATION_ERROR_WARNING}) with "
             f"{method.describe()}: {advice}.",

@@ -7,9 +7,11 @@ cannot fall below that rounding, and raising `stepCount` does not help: the
 warning says so instead.
 """
 
+import numpy as np
 import tensorflow as tf
 
 _HALF = tf.float16.as_datatype_enum
+FLOAT16_EPSILON = 2.0 ** -10
 
 
 def computes_in_float16(model_fn):
@@ -29,10 +31,18 @@ def computes_in_float16(model_fn):
                for node in nodes for attr in node.attr.values())
 
 
-def float16_advice():
-    """The warning's advice for a float16 model."""
-    return ("the model computes in float16 (mixed_float16), whose rounding (relative ~1e-3 "
-            "of each output) bounds this completeness gap from below, so raising stepCount "
-            "does not lower it; read attributions to about that precision, or export a "
-            "float32 copy of the model (set the global policy to float32 and load the "
-            "weights) for exact ones")
+def rounding_share(instance_output, baseline_output):
+    """Worst share of `f(x) - f(baseline)` that one float16 rounding step of the outputs is."""
+    instance = np.abs(np.asarray(instance_output, np.float64))
+    baseline = np.abs(np.asarray(baseline_output, np.float64))
+    change = np.abs(np.asarray(instance_output, np.float64) - baseline_output)
+    return float(np.max(FLOAT16_EPSILON * np.maximum(instance, baseline) / (change + 1e-12)))
+
+
+def float16_advice(share):
+    """The warning's advice for a float16 model whose rounding is `share` of the output change."""
+    return (f"the model computes in float16 (mixed_float16): rounding its outputs to float16 "
+            f"alone moves f(x) - f(baseline) by up to about {share:.3g} of itself, which no "
+            "stepCount removes (raising it lowers only the integration part of the gap); read "
+            "the attributions to that precision, or explain a float32 copy of the model (global "
+            "policy float32, same weights) for exact ones")
