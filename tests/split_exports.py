@@ -125,7 +125,7 @@ def petfinder_features(layers):
     return features
 
 
-def petfinder_split_export(path, wide=False, method=None, epochs=2):
+def petfinder_split_export(path, wide=False, method=None, epochs=2, explain_signature=False):
     """A trained PetFinder-shaped model exported split by hand.
 
     Returns:
@@ -157,7 +157,7 @@ def petfinder_split_export(path, wide=False, method=None, epochs=2):
     export_explainable_model(
         model, str(path), preprocess_fn=(preprocess, raw_specs),
         model_fn=(lambda **kw: {"score": body_model(kw, training=False)}, encoded_specs),
-        sample=sample, explanation_spec=spec)
+        sample=sample, explanation_spec=spec, explain_signature=explain_signature)
     features = {"Type": {"kind": "indicator", "raw_inputs": ["Type"]},
                 "Age": {"kind": "indicator", "raw_inputs": ["Age"]},
                 "Fee": {"kind": "numeric", "raw_inputs": ["Fee"]},

@@ -16,6 +16,7 @@ from xai_callback.layout import (
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
     VERTEX_PARAMETERS_FILE,
+    XAI_EXPLAIN,
     XAI_MODEL,
     XAI_PREPROCESS,
     extra_path,
@@ -114,6 +115,9 @@ class ExplainableExporter:
             newest, or in the callback's best-epoch mode the best by the
             monitored value (the one just written is always kept). Defaults
             to None: keep all.
+        explain_signature: also write `xai_explain`, a signature computing
+            the explanations in-graph (`xai_callback.explain.signature`), so
+            TF Serving and other SavedModel hosts explain. Defaults to False.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -138,6 +142,7 @@ class ExplainableExporter:
         overwrite=False,
         versioned=False,
         keep=None,
+        explain_signature=False,
     ):
         from xai_callback.spec import ExplanationSpec
 
@@ -176,6 +181,9 @@ class ExplainableExporter:
         self.rtol, self.atol = rtol, atol
         self.overwrite = overwrite
         self.versioned, self.keep = versioned, keep
+        if not isinstance(explain_signature, bool):
+            raise TypeError(f"explain_signature must be True or False; received {explain_signature!r}.")
+        self.explain_signature = explain_signature
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -224,9 +232,17 @@ class ExplainableExporter:
         self.functions.update(extras)
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
-        self.explanation_spec.build(
+        metadata, parameters = self.explanation_spec.build(
             dict(model_fn.input_specs), model_outputs, output_key=self.output_key
         )
+        if self.explain_signature:
+            from xai_callback.explain.signature import explain_signature_function
+
+            explainer = explain_signature_function(
+                serving, model_fn, metadata, parameters, preprocess,
+                serving_is_model=self._raw["serving_fn"] is None)
+            explainer.concrete_function()
+            self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
         self._prepared = True
         return self

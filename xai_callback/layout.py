@@ -7,7 +7,9 @@ the explainer cannot drift apart.
 SERVING_DEFAULT = "serving_default"
 XAI_MODEL = "xai_model"
 XAI_PREPROCESS = "xai_preprocess"
-RESERVED_SIGNATURES = (SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS)
+# Optional: explanations computed in-graph, for any SavedModel host (issue 11).
+XAI_EXPLAIN = "xai_explain"
+RESERVED_SIGNATURES = (SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS, XAI_EXPLAIN)
 
 SAVED_MODEL_TAG = "serve"
 

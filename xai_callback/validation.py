@@ -16,8 +16,8 @@ from xai_callback import storage, verify
 from xai_callback.errors import ExportVerificationError, SpecError, op_error_summary
 from xai_callback.samples import explained_inputs_from_sample, generate_sample
 from xai_callback.layout import (
-    SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, XAI_MODEL,
-    XAI_PREPROCESS, extra_path)
+    FEATURES_FILE, SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE,
+    XAI_EXPLAIN, XAI_MODEL, XAI_PREPROCESS, extra_path)
 from xai_callback.spec import crosscheck
 from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.metadata import check_metadata_fields, output_from_metadata
@@ -411,6 +411,37 @@ def _rule_baselines_run(export, done):
     return RuleResult(rule, True, reason)
 
 
+def _rule_explain_signature(export, done):
+    """`xai_explain`, when present, gives what the Python explainer gives on the sample."""
+    rule = "explain_signature"
+    if XAI_EXPLAIN not in export.signatures:
+        return RuleResult(rule, True, f"no '{XAI_EXPLAIN}' signature: nothing to compare")
+    if export.sample is None:
+        return _skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
+    blocker = _metadata_blocker(export, done)
+    if blocker or not all(done[r].passed for r in ("serving_identity", "metadata_names",
+                                                    "one_method", "baselines_run")):
+        return _skip(rule, blocker or "the rules above fail")
+    # Imported here: the explain package validates exports itself.
+    from xai_callback.explain.signature import compare_with_explainer
+
+    try:
+        worst = compare_with_explainer(export.signatures, export.metadata, export.parameters,
+                                       export.sample, _read_features(export))
+    except SpecError as e:
+        return RuleResult(rule, False, str(e))
+    except _RUN_ERRORS as e:
+        return RuleResult(rule, False, f"running '{XAI_EXPLAIN}' on {export.sample_source} failed "
+                                       f"({type(e).__name__}: {op_error_summary(e)})")
+    return RuleResult(rule, True, f"'{XAI_EXPLAIN}' equals the Python explainer on "
+                                  f"{export.sample_source} (largest relative difference {worst:.1e})")
+
+
+def _read_features(export):
+    path = extra_path(export.export_dir, FEATURES_FILE)
+    return storage.read_json(path) if storage.exists(path) else None
+
+
 def _attributed(body):
     """`(xai_model key attributed to, its baselines)` of a metadata input (Vertex defaults)."""
     if body.get("encodedTensorName"):
@@ -480,6 +511,7 @@ def _first_line(error):
 #   baselines               1-10 baselines each, scalar or one example's shape
 #   differentiability       XRAI on images; gradient methods reach every feature (probe)
 #   baselines_run           every baseline runs through the export; warns when the output ignores the features
+#   explain_signature       xai_explain (when present) equals the Python explainer on the sample
 RULES = (
     ("signature_set", _rule_signature_set),
     ("xai_model_present", _rule_xai_model),
@@ -492,5 +524,6 @@ RULES = (
     ("baselines", _rule_baselines),
     ("differentiability", _rule_differentiability),
     ("baselines_run", _rule_baselines_run),
+    ("explain_signature", _rule_explain_signature),
 )
 

@@ -1,12 +1,26 @@
-"""The batched row engine: the rows of every unit through the model in a few compiled calls.
+"""The batched row engine: one graph implementation of each method, run two ways.
 
-A method describes one chunk of its rows as graph code, `chunk_fn(evaluate,
-state, start, stop)`: build rows `start..stop-1` from `state`, `evaluate` them
-(explained output, optionally with gradients), reduce. The engine runs it on
-chunks of at most `Problem.rows_per_call()` rows (the memory bound), as one
-`tf.function` traced once per method, output and input signature (batch sizes
-free) and kept by the explainer, so a chunk costs one dispatch instead of
-dozens of eager ops, and repeated `explain` calls trace nothing.
+A method is graph code in three steps over a `state` dict of tensors (the
+problem's `inputs`, `baselines`, `frozen`, `unit_instance`, `unit_mask`, plus
+what the method adds):
+
+- `start(state) -> state`: its own tensors (interpolation weights, Shapley
+  orders drawn with a stateless seed, SmoothGrad's noisy copies);
+- `chunk(evaluate, state, start, stop) -> {"rows": ..., "items": ...}`: rows
+  `start..stop-1` of its work, built from `state` and `evaluate`d (explained
+  output, optionally with gradients); `rows` leaves are per row, `items`
+  leaves are partial sums per work item, from item `start // rows_per_item`;
+- `finish(state, rows, items) -> MethodResult`: attributions, f(baseline) and
+  the approximation error, from every row's and item's results.
+
+`run` (the Python explainer) runs `start` and `finish` as compiled functions
+and loops over chunks of at most `Problem.rows_per_call()` rows in Python (the
+memory bound, with progress); each chunk is one `tf.function` traced once per
+method, output and input signature (batch sizes free) and kept by the
+explainer, so a chunk costs one dispatch, and repeated `explain` calls trace
+nothing. `run_in_graph` (the `xai_explain` signature) runs the same three
+functions inside one graph, chunks in a `tf.while_loop`. Row and item results
+are accumulated in float64 either way.
 """
 
 import numpy as np
@@ -15,74 +29,132 @@ import tensorflow as tf
 _INDEX = tf.TensorSpec([], tf.int64)
 
 
-def run_chunks(problem, total_rows, chunk_fn, state, consume):
-    """Runs `chunk_fn` over rows `[0, total_rows)`, chunk by chunk.
+def run(problem, method):
+    """Runs `method` on `problem` chunk by chunk from Python; returns its result (numpy)."""
+    method = method.bind(problem)
+    state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
+    start = _compiled(problem, ("start", method.cache_key()), method.start, [_specs(state)])
+    state = start(state)
+    total_rows = int(method.total_rows(state))
+    per_item = method.rows_per_item(state)
+    rows, items = None, None
+    chunk_fn = _compiled(problem, ("chunk", method.cache_key()), _with_evaluate(problem, method.chunk),
+                         [_specs(state), _INDEX, _INDEX])
+    chunk = problem.rows_per_call()
+    for begin in range(0, total_rows, chunk):
+        stop = min(begin + chunk, total_rows)
+        result = tf.nest.map_structure(np.asarray, chunk_fn(state, tf.constant(begin, tf.int64),
+                                                            tf.constant(stop, tf.int64)))
+        if rows is None:
+            rows = tf.nest.map_structure(lambda r: np.zeros((total_rows,) + r.shape[1:]), result["rows"])
+            items = tf.nest.map_structure(
+                lambda s: np.zeros((total_rows // per_item,) + s.shape[1:]), result["items"])
+        for acc, value in zip(tf.nest.flatten(rows), tf.nest.flatten(result["rows"])):
+            acc[begin:stop] = value
+        first = begin // per_item
+        for acc, value in zip(tf.nest.flatten(items), tf.nest.flatten(result["items"])):
+            acc[first:first + len(value)] += value
+        if problem.progress is not None:
+            problem.progress(stop, total_rows)
+    finish = _compiled(problem, ("finish", method.cache_key()), method.finish,
+                       [_specs(state), _specs(rows), _specs(items)])
+    return tf.nest.map_structure(np.asarray, finish(state, rows, items))
 
-    Args:
-        problem: the `Problem`; `state` gets its tensors as `inputs`,
-            `baselines`, `frozen`, `unit_instance` and `unit_mask`.
-        total_rows: number of rows.
-        chunk_fn: module-level graph code (its identity keys the trace cache),
-            `chunk_fn(evaluate, state, start, stop) -> nested tensors`, where
-            `evaluate(rows, unit, watch=()) -> (values [rows], {key: gradient})`
-            gives each row's explained output and its gradient with respect to
-            the inputs in `watch`.
-        state: `{name: array or nested dict of arrays}` the method's own inputs.
-        consume: `consume(start, stop, result)`, `result` as numpy arrays.
-    """
-    state = tf.nest.map_structure(tf.convert_to_tensor, {
+
+def run_in_graph(problem, method, rows_per_call):
+    """`run` as graph code: the chunks in a `tf.while_loop`; the result as tensors."""
+    method = method.bind(problem)
+    state = method.start(problem_state(problem))
+    total_rows = tf.cast(method.total_rows(state), tf.int64)
+    per_item = tf.cast(method.rows_per_item(state), tf.int64)
+    chunk_fn = _with_evaluate(problem, method.chunk)
+    # One chunk's structure (its leaves' example shapes and dtypes) sizes the accumulators.
+    probe = chunk_fn(state, tf.constant(0, tf.int64), tf.minimum(total_rows, 1))
+    rows = tf.nest.map_structure(lambda r: tf.zeros(_rows_shape(total_rows, r), tf.float64),
+                                 probe["rows"])
+    items = tf.nest.map_structure(lambda s: tf.zeros(_rows_shape(total_rows // per_item, s),
+                                                     tf.float64), probe["items"])
+
+    def body(begin, rows, items):
+        stop = tf.minimum(begin + rows_per_call, total_rows)
+        result = chunk_fn(state, begin, stop)
+        positions = tf.range(begin, stop)[:, None]
+        rows = tf.nest.map_structure(
+            lambda acc, value: tf.tensor_scatter_nd_update(acc, positions, tf.cast(value, tf.float64)),
+            rows, result["rows"])
+
+        def add(acc, value):
+            first = begin // per_item
+            where = tf.range(first, first + tf.shape(value, out_type=tf.int64)[0])[:, None]
+            return tf.tensor_scatter_nd_add(acc, where, tf.cast(value, tf.float64))
+
+        return stop, rows, tf.nest.map_structure(add, items, result["items"])
+
+    _, rows, items = tf.while_loop(
+        lambda begin, *_: begin < total_rows, body,
+        (tf.constant(0, tf.int64), rows, items))
+    return method.finish(state, rows, items)
+
+
+def problem_state(problem):
+    """The tensors every method's graph code reads."""
+    return {
         "inputs": problem.inputs,
         "baselines": problem.baselines,
         "frozen": problem.frozen,
         "unit_instance": problem.unit_instance,
         "unit_mask": problem.unit_mask,
-        **state,
-    })
-    compiled = _compiled(problem, chunk_fn, state)
-    chunk = problem.rows_per_call()
-    for start in range(0, total_rows, chunk):
-        stop = min(start + chunk, total_rows)
-        result = compiled(state, tf.constant(start, tf.int64), tf.constant(stop, tf.int64))
-        consume(start, stop, tf.nest.map_structure(np.asarray, result))
-        if problem.progress is not None:
-            problem.progress(stop, total_rows)
+        "seed": tf.cast(problem.seed, tf.int64),
+    }
 
 
-def _compiled(problem, chunk_fn, state):
-    """`chunk_fn` as a `tf.function` over `state`'s signature, cached in `problem.compiled`."""
-    specs = tf.nest.map_structure(_any_batch, state)
-    key = (chunk_fn, problem.output_key, repr(specs))  # repr: names, dtypes and shapes
+def _rows_shape(count, like):
+    return tf.concat([[count], tf.shape(like, out_type=tf.int64)[1:]], axis=0)
+
+
+def _with_evaluate(problem, chunk_fn):
+    """`chunk_fn(evaluate, state, start, stop)` with the problem's model bound as `evaluate`."""
+    model_fn, output_key = problem.model_fn, problem.output_key
+
+    def chunk(state, start, stop):
+        def evaluate(rows, unit, watch=()):
+            mask = tf.gather(state["unit_mask"], unit)
+            watched = {k: rows[k] for k in watch}
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(watched)
+                values = _selected_output(model_fn(**rows)[output_key], mask)
+            if not watch:
+                return values, {}
+            return values, tape.gradient(
+                values, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+        return chunk_fn(evaluate, state, start, stop)
+
+    return chunk
+
+
+def _compiled(problem, key, fn, input_signature):
+    """`fn` as a concrete `tf.function` over `input_signature`, cached in `problem.compiled`."""
+    key = (key, problem.output_key, repr(input_signature))  # repr: names, dtypes and shapes
     if key not in problem.compiled:
-        model_fn, output_key = problem.model_fn, problem.output_key
-
-        def chunk(state, start, stop):
-            def evaluate(rows, unit, watch=()):
-                mask = tf.gather(state["unit_mask"], unit)
-                watched = {k: rows[k] for k in watch}
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(watched)
-                    values = _selected_output(model_fn(**rows)[output_key], mask)
-                if not watch:
-                    return values, {}
-                return values, tape.gradient(
-                    values, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-
-            return chunk_fn(evaluate, state, start, stop)
-
         # Autograph only for Python model functions (tensor-dependent `if`s ran
         # eagerly before); signatures are graphs already and trace 2x faster without.
-        graph_model = isinstance(model_fn, tf.types.experimental.ConcreteFunction)
+        graph_model = isinstance(problem.model_fn, tf.types.experimental.ConcreteFunction)
         # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
         problem.compiled[key] = tf.function(
-            chunk, input_signature=[specs, _INDEX, _INDEX], autograph=not graph_model
+            fn, input_signature=input_signature, autograph=not graph_model
         ).get_concrete_function()
     return problem.compiled[key]
 
 
-def _any_batch(tensor):
-    """The tensor's spec with a free leading dimension (instances, units, rows vary by call)."""
-    shape = tensor.shape.as_list()
-    return tf.TensorSpec([None] + shape[1:] if shape else [], tensor.dtype)
+def _specs(structure):
+    """Specs with a free leading dimension (instances, units, rows vary by call)."""
+    def spec(value):
+        value = tf.convert_to_tensor(value)
+        shape = value.shape.as_list()
+        return tf.TensorSpec([None] + shape[1:] if shape else [], value.dtype)
+
+    return tf.nest.map_structure(spec, structure)
 
 
 def _selected_output(output, mask):
@@ -90,6 +162,10 @@ def _selected_output(output, mask):
     dtype = output.dtype if output.dtype.is_floating else tf.float32
     product = tf.cast(output, dtype) * tf.cast(mask, dtype)
     return tf.reduce_sum(tf.reshape(product, [tf.shape(product)[0], -1]), axis=1)
+
+
+def num_baselines(state):
+    return tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
 
 
 def gather_instances(state, instance_index):
@@ -113,6 +189,35 @@ def start_points(state, rows, instance, baseline):
     return starts
 
 
+def start_deltas(state, key):
+    """`x - baseline` of every unit, `[units, num_baselines, *example]` float64, 0 where frozen."""
+    x = tf.cast(tf.gather(state["inputs"][key], state["unit_instance"]), tf.float64)
+    delta = x[:, None] - tf.cast(state["baselines"][key], tf.float64)[None]
+    if key in state["frozen"]:
+        frozen = tf.gather(state["frozen"][key], state["unit_instance"])[:, None]
+        delta = tf.where(frozen, tf.zeros_like(delta), delta)
+    return delta
+
+
 def broadcast_rows(values, like):
     """Reshapes a `[rows]` tensor to broadcast against `like` `[rows, ...]`."""
     return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
+def relative_gap(gap, instance_output, baseline_output):
+    """`|gap| / |f(x) - f(baseline)|`, the reported approximation error (graph code).
+
+    For integrated gradients `gap` is the completeness gap
+    `sum(attributions) - (f(x) - f(baseline))`, which is zero for the exact
+    path integral and shrinks as `stepCount` rises. A tiny term in the
+    denominator keeps an instance equal to its baseline from dividing by zero.
+    """
+    change = tf.abs(instance_output - baseline_output)
+    scale = tf.abs(instance_output) + tf.abs(baseline_output)
+    return tf.abs(gap) / (change + 1e-6 * scale + 1e-12)
+
+
+def summed(attributions):
+    """Sum of every unit's attributions over all features, `[num_units]`."""
+    return tf.add_n([tf.reduce_sum(tf.reshape(a, [tf.shape(a)[0], -1]), axis=1)
+                     for a in attributions.values()])

@@ -11,7 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.errors import SpecError, op_error_summary
-from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, Problem
+from xai_callback.explain import engine
+from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, MethodResult
+from xai_callback.explain.core import explain_units
 from xai_callback.explain.errors import BaselineError
 from xai_callback.explain.granularity import GRANULARITIES, FeatureLayout
 from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
@@ -95,31 +97,25 @@ class Explainer:
         metadata = self.metadata or default_metadata(model_inputs, model_outputs)
         settings = resolve_settings(metadata, self.parameters, method=method, **overrides)
         layout = FeatureLayout(settings.features, granularity, self.xai_features)
-        output_key = _check_output(settings.output, model_outputs)
+        output_key = check_output(settings.output, model_outputs)
         output = np.asarray(model_outputs[output_key])
         baselines = {
-            f.tensor_key: _baselines(f, model_inputs) for f in settings.features
+            f.tensor_key: baseline_array(f, model_inputs) for f in settings.features
         }
-        _check_baseline_counts(settings.features, baselines)
-        units = _units(output, settings, output_key)
-        problem = Problem(
-            model_fn=self.model_fn,
-            output_key=output_key,
-            inputs=model_inputs,
-            baselines=baselines,
-            unit_instance=np.array([i for i, _ in units], np.int64),
-            unit_mask=_one_hot_masks(output, units),
+        check_baseline_counts(settings.features, baselines)
+        check_output_indices(settings.output_indices, output.shape[1:], output_key)
+        if settings.top_k < 1 and settings.top_k != -1:
+            raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
+        unit_instance, unit_index, result, reported = explain_units(
+            _run, settings.method, layout, self.model_fn, output_key, model_inputs,
+            model_outputs[output_key], baselines,
             feature_names={f.tensor_key: f.name for f in settings.features},
-            frozen=layout.frozen(model_inputs),
-            players=layout.player_maps({k: b.shape[1:] for k, b in baselines.items()}),
-            max_rows_per_call=max_rows_per_call,
-            seed=seed,
-            progress=progress,
-            compiled=self._compiled,
-        )
-        settings.method.check_inputs(problem)
-        result = _attribute(settings.method, problem)
-        reported = layout.reduce(result.attributions, problem.unit_instance, problem.frozen)
+            top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
+            max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
+        units = [(int(i), tuple(int(j) for j in index))
+                 for i, index in zip(np.asarray(unit_instance), np.asarray(unit_index))]
+        result = MethodResult(**result)
+        reported = {name: np.asarray(value) for name, value in reported.items()}
         rounding = None
         if self._computes_in_float16(model_inputs, model_outputs, output_key):
             rounding = rounding_share(
@@ -127,12 +123,13 @@ class Explainer:
         _warn_if_imprecise(result.approximation_error, settings.method, rounding)
         _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
-        tokens = layout.tokens(model_inputs)
+        tokens = {name: np.vectorize(lambda t: t.decode("utf-8", "replace"), otypes=[object])(
+            np.asarray(value)) for name, value in layout.tokens(model_inputs).items()}
         explanations = _explanations(units, result, reported, output, model_outputs, settings)
         shown = layout.display_inputs(model_inputs, raw, tokens)
         for i, explanation in enumerate(explanations):
             explanation.inputs = {name: value[i] for name, value in shown.items()}
-            explanation.tokens = {name: [str(t) for t in value[i]] for name, value in tokens.items()}
+            explanation.tokens = {name: list(value[i]) for name, value in tokens.items()}
         return ExplainResponse(
             explanations=explanations,
             predictions=_predictions(serving_outputs),
@@ -162,10 +159,10 @@ class Explainer:
         return self._float16
 
 
-def _attribute(method, problem):
-    """`method.attribute(problem)`; a baseline the model cannot process is named, not a traceback."""
+def _run(problem, method):
+    """`engine.run`; a baseline the model cannot process is named, not a traceback."""
     try:
-        return method.attribute(problem)
+        return engine.run(problem, method)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
             tf.errors.FailedPreconditionError) as e:
         failing = _failing_baseline(problem)
@@ -187,7 +184,7 @@ def _failing_baseline(problem):
     """`(feature name, baseline, error)` of the first baseline the model refuses, or None."""
     first = {key: value[:1] for key, value in problem.inputs.items()}
     for key, baselines in problem.baselines.items():
-        for baseline in baselines:
+        for baseline in np.asarray(baselines):
             rows = {**first, key: tf.convert_to_tensor(baseline[None], first[key].dtype)}
             try:
                 problem.model_fn(**rows)
@@ -196,7 +193,7 @@ def _failing_baseline(problem):
     return None
 
 
-def _check_output(output, model_outputs):
+def check_output(output, model_outputs):
     if output.tensor_key not in model_outputs:
         raise SpecError(
             f"Metadata output '{output.name}' names tensor '{output.tensor_key}', which the "
@@ -205,15 +202,20 @@ def _check_output(output, model_outputs):
     return output.tensor_key
 
 
-def _baselines(feature, model_inputs):
-    """`[num_baselines, *example_shape]` baselines in the input's dtype."""
+def baseline_array(feature, model_inputs):
+    """`[num_baselines, *example_shape]` baselines of `feature` in its input's dtype.
+
+    `model_inputs` holds tensors or `tf.TensorSpec`s; where one example's shape
+    is not fully known (a signature's spec), the baselines keep their own
+    shape, padded to the example's rank, and broadcast when they are used.
+    """
     if feature.tensor_key not in model_inputs:
         raise SpecError(
             f"Metadata input '{feature.name}' names tensor '{feature.tensor_key}', which "
             f"is not a model input (inputs: {sorted(model_inputs)})."
         )
     value = model_inputs[feature.tensor_key]
-    example = tuple(value.shape[1:])
+    example = tf.TensorShape(value.shape[1:])
     dtype = object if value.dtype == tf.string else value.dtype.as_numpy_dtype
     out = []
     for baseline in feature.baselines:
@@ -226,18 +228,23 @@ def _baselines(feature, model_inputs):
                     f"'{feature.tensor_key}', but its baseline {to_json_value(baseline)!r} is not "
                     "a string: give inputBaselines with a string the model accepts (e.g. a "
                     "lookup's OOV token or a common value).")
+        array = np.asarray(baseline, dtype=dtype)
         try:
-            out.append(np.broadcast_to(np.asarray(baseline, dtype=dtype), example))
+            if example.is_fully_defined():
+                out.append(np.broadcast_to(array, tuple(example.as_list())))
+            else:
+                out.append(array.reshape((1,) * (example.rank - array.ndim) + array.shape))
         except (ValueError, TypeError) as e:
             raise SpecError(
                 f"Baseline of metadata input '{feature.name}' ({np.shape(baseline)} "
                 f"values) does not broadcast to one example of '{feature.tensor_key}' "
-                f"{list(example)}: {e}."
+                f"{example.as_list()}: {e}."
             ) from e
-    return np.stack(out)
+    common = np.broadcast_shapes(*(a.shape for a in out))
+    return np.stack([np.broadcast_to(a, common) for a in out])
 
 
-def _check_baseline_counts(features, baselines):
+def check_baseline_counts(features, baselines):
     """All features get the same number of baselines (single ones repeat)."""
     counts = {len(b) for b in baselines.values()}
     count = max(counts)
@@ -252,37 +259,16 @@ def _check_baseline_counts(features, baselines):
             )
 
 
-def _units(output, settings, output_key):
-    """`[(instance, index)]` of the explained output elements: outputIndices, else each topK."""
-    count, example_shape = output.shape[0], output.shape[1:]
-    if not example_shape:
-        return [(i, ()) for i in range(count)]
-    if settings.output_indices is not None:
-        indices = [tuple(np.atleast_1d(i).astype(int).tolist()) for i in settings.output_indices]
-        for index in indices:
-            if len(index) != len(example_shape) or any(
-                not 0 <= i < n for i, n in zip(index, example_shape)
-            ):
-                raise SpecError(
-                    f"outputIndices entry {list(index)} is outside output '{output_key}' "
-                    f"of shape {list(example_shape)} per instance."
-                )
-        return [(i, index) for i in range(count) for index in indices]
-    top_k = int(np.prod(example_shape)) if settings.top_k == -1 else settings.top_k
-    if top_k < 1:
-        raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
-    # One stable sort for all instances: ties keep the lower index first.
-    order = np.argsort(-output.reshape(count, -1).astype(np.float64), axis=1, kind="stable")
-    coords = np.unravel_index(order[:, :top_k], example_shape)
-    return [(i, tuple(int(c[i, j]) for c in coords))
-            for i in range(count) for j in range(coords[0].shape[1])]
-
-
-def _one_hot_masks(output, units):
-    masks = np.zeros((len(units),) + output.shape[1:], np.float32)
-    for u, (_, index) in enumerate(units):
-        masks[(u,) + index] = 1.0
-    return masks
+def check_output_indices(output_indices, example_shape, output_key):
+    """outputIndices fit one example of the explained output."""
+    for index in output_indices or ():
+        index = tuple(np.atleast_1d(index).astype(int).tolist())
+        if len(index) != len(example_shape) or any(
+                not 0 <= i < n for i, n in zip(index, example_shape)):
+            raise SpecError(
+                f"outputIndices entry {list(index)} is outside output '{output_key}' "
+                f"of shape {list(example_shape)} per instance."
+            )
 
 
 def _warn_if_imprecise(errors, method, float16_rounding=None):

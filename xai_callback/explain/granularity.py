@@ -27,6 +27,7 @@ import dataclasses
 import warnings
 
 import numpy as np
+import tensorflow as tf
 
 from xai_callback.errors import SpecError
 
@@ -124,10 +125,12 @@ class FeatureLayout:
     def player_maps(self, example_shapes):
         """`({tensor key: int64 array of one example's shape}, number of players)`.
 
-        Element `e` of tensor `k` belongs to player `maps[k][e]`.
+        Element `e` of tensor `k` belongs to player `maps[k][e]`. Players are
+        numbered in the order of the reported names, whatever the metadata's
+        order, so the same seed draws the same orders for the same features.
         """
         maps, count = {}, 0
-        for reported in self.reported:
+        for reported in sorted(self.reported, key=lambda r: r.name):
             if len(reported.members) > 1:  # a group: one player
                 for member in reported.members:
                     maps[member.tensor_key] = np.full(example_shapes[member.tensor_key], count, np.int64)
@@ -149,6 +152,9 @@ class FeatureLayout:
 
     # -- tokens ---------------------------------------------------------------
 
+    # The three below are graph code (TensorFlow ops), run eagerly by the Python
+    # explainer and inside the `xai_explain` signature alike.
+
     def frozen(self, model_inputs):
         """`{tensor key: bool [instances, *example]}`: padding positions of token features.
 
@@ -163,26 +169,29 @@ class FeatureLayout:
             (member,) = reported.members
             ids = self._ids(reported, model_inputs)
             encoded = model_inputs[member.tensor_key]
-            padding = ids == int(reported.tokens["padding_id"])
-            frozen[member.tensor_key] = np.broadcast_to(
-                padding.reshape(padding.shape + (1,) * (len(encoded.shape) - padding.ndim)),
-                tuple(encoded.shape))
+            padding = tf.equal(ids, tf.cast(int(reported.tokens["padding_id"]), ids.dtype))
+            padding = tf.reshape(padding, tf.concat(
+                [tf.shape(padding), tf.ones([encoded.shape.rank - ids.shape.rank], tf.int32)], 0))
+            frozen[member.tensor_key] = tf.broadcast_to(padding, tf.shape(encoded))
         return frozen
 
     def tokens(self, model_inputs):
-        """`{feature name: str array [instances, positions]}` of the token features."""
+        """`{feature name: string tensor [instances, positions]}` of the token features.
+
+        An id the vocabulary does not list is shown as its number.
+        """
         out = {}
         if not self.raw:
             return out
         for reported in self.reported:
             if reported.tokens is None:
                 continue
-            ids = self._ids(reported, model_inputs)
-            vocabulary = np.asarray(list(reported.tokens.get("vocabulary") or []) + [""], object)
-            known = (ids >= 0) & (ids < len(vocabulary) - 1)
-            strings = vocabulary[np.where(known, ids, len(vocabulary) - 1)]
-            # An id the vocabulary does not list is shown as its number.
-            out[reported.name] = np.where(known, strings, ids.astype(str).astype(object))
+            ids = tf.cast(self._ids(reported, model_inputs), tf.int64)
+            vocabulary = list(reported.tokens.get("vocabulary") or [])
+            known = (ids >= 0) & (ids < len(vocabulary))
+            strings = tf.gather(tf.constant(vocabulary + [""], tf.string),
+                                tf.where(known, ids, len(vocabulary)))
+            out[reported.name] = tf.where(known, strings, tf.strings.as_string(ids))
         return out
 
     def _ids(self, reported, model_inputs):
@@ -193,30 +202,33 @@ class FeatureLayout:
             raise SpecError(
                 f"xai_features.json: token feature '{reported.name}' names ids_key {key!r}, "
                 f"which is not an xai_model input (inputs: {sorted(model_inputs)}).")
-        ids = np.asarray(model_inputs[key])
-        encoded_shape = tuple(model_inputs[member.tensor_key].shape)
-        if ids.dtype.kind not in "iu" or ids.shape != encoded_shape[: ids.ndim] or ids.ndim < 2:
+        ids = tf.convert_to_tensor(model_inputs[key])
+        encoded = tf.convert_to_tensor(model_inputs[member.tensor_key]).shape
+        if (not ids.dtype.is_integer or ids.shape.rank is None or ids.shape.rank < 2
+                or encoded.rank is None or ids.shape.rank >= encoded.rank
+                or not ids.shape.is_compatible_with(encoded[: ids.shape.rank])):
             raise SpecError(
                 f"xai_features.json: token feature '{reported.name}': ids_key {key!r} holds "
-                f"{ids.dtype.name}{list(ids.shape)}, which does not index the positions of "
-                f"'{member.tensor_key}' {list(encoded_shape)} (expected integer ids "
-                f"of shape {list(encoded_shape[:-1])}).")
+                f"{ids.dtype.name}{ids.shape.as_list()}, which does not index the positions of "
+                f"'{member.tensor_key}' {encoded.as_list()} (expected integer ids "
+                f"of shape {encoded[:-1].as_list()}).")
         return ids
 
     # -- reporting ------------------------------------------------------------
 
     def reduce(self, attributions, unit_instance, frozen=None):
-        """`{reported name: [units, *reported shape]}` from per-tensor attributions."""
+        """`{reported name: [units, *reported shape]}` from per-tensor attributions (graph code)."""
         out = {}
         for reported in self.reported:
             parts = []
             for member in reported.members:
-                value = np.asarray(attributions[member.tensor_key])
+                value = tf.convert_to_tensor(attributions[member.tensor_key])
                 if frozen and member.tensor_key in frozen:
                     # Exactly zero, whatever rounding the model rows saw.
-                    value = np.where(frozen[member.tensor_key][unit_instance], 0.0, value)
+                    value = tf.where(tf.gather(frozen[member.tensor_key], unit_instance),
+                                     tf.zeros_like(value), value)
                 parts.append(_reduce(value, reported.reduction))
-            out[reported.name] = parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+            out[reported.name] = parts[0] if len(parts) == 1 else tf.add_n(parts)
         return out
 
     def display_inputs(self, model_inputs, raw_inputs, tokens):
@@ -260,9 +272,9 @@ def _reduce(value, reduction):
     """One tensor's `[units, *example]` attributions reduced."""
     if reduction == KEEP:
         return value
-    if reduction == SUM_LAST and value.ndim > 2:
-        return value.sum(axis=-1)
-    return value.reshape(value.shape[0], -1).sum(axis=1)
+    if reduction == SUM_LAST and value.shape.rank > 2:
+        return tf.reduce_sum(value, axis=-1)
+    return tf.reduce_sum(tf.reshape(value, [tf.shape(value)[0], -1]), axis=1)
 
 
 def _feature_entries(xai_features):

@@ -30,7 +30,7 @@ class Attribution:
         output_display_name: class name from the metadata, or "".
         output_name: the metadata's output name.
         approximation_error: integrated gradients: the completeness gap
-            (`xai_callback.explain.base.relative_gap`); sampled Shapley: the
+            (`xai_callback.explain.engine.relative_gap`); sampled Shapley: the
             sampling error (see `sampled_shapley`). Above 0.05 `explain`
             warns with what would lower it.
     """

@@ -22,20 +22,23 @@ strongly (each order gives a different split); Vertex allows at most 50 paths,
 and at 50 the warning says so instead of advising more.
 """
 
+import copy
 import itertools
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import AttributionAlgorithm, MethodResult, positive_int
-from xai_callback.explain.engine import gather_instances, run_chunks, start_points
+from xai_callback.explain.base import AttributionAlgorithm, positive_int
+from xai_callback.explain.engine import gather_instances, num_baselines, start_points
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_PATH_COUNT = 10
 MAX_PATH_COUNT = 50  # Vertex's limit
 # Each path costs (players + 1) model rows; beyond this, integrated gradients.
 MAX_PLAYERS = 10_000
+# Stream of the stateless random orders (SmoothGrad's noise uses others).
+ORDER_STREAM = 1
 
 
 class SampledShapley(AttributionAlgorithm):
@@ -58,6 +61,7 @@ class SampledShapley(AttributionAlgorithm):
 
     def __init__(self, path_count=DEFAULT_PATH_COUNT):
         self.path_count = positive_int(path_count, "pathCount")
+        self.maps, self.players, self.orders = None, None, None
 
     @classmethod
     def from_config(cls, config):
@@ -87,80 +91,99 @@ class SampledShapley(AttributionAlgorithm):
                 "(features interact), while their sum is exact; read each attribution as "
                 "uncertain by about that share")
 
-    def attribute(self, problem):
-        maps, players = problem.player_maps()
-        units, num_baselines = problem.num_units, problem.num_baselines
-        rank, exact = _ranks(units, players, self.path_count, np.random.default_rng(problem.seed))
-        paths = rank.shape[1]
-        per_path = players + 1
-        values = np.zeros(units * num_baselines * paths * per_path, np.float64)
+    def bind(self, problem):
+        """The players of `problem` and, when there are at most `path_count` orders of
+        them, every order (exact values)."""
+        bound = copy.copy(self)
+        bound.maps, bound.players = problem.player_maps()
+        if math.factorial(bound.players) <= self.path_count:
+            orders = np.array(list(itertools.permutations(range(bound.players))), np.int64)
+            bound.orders = orders.reshape(-1, bound.players).argsort(axis=-1)
+        return bound
 
-        def consume(start, stop, result):
-            values[start:stop] = result
+    def cache_key(self):
+        layout = sorted((k, m.shape, m.tobytes()) for k, m in self.maps.items())
+        return (self.describe(), self.players, self.orders is not None, repr(layout))
 
-        state = {
-            "ranks": rank.reshape(units * paths, players),
-            "paths": np.int64(paths),
-            "players": maps,
-        }
-        run_chunks(problem, len(values), _chunk, state, consume)
-        values = values.reshape(units, num_baselines, paths, per_path)
-        rank = rank[:, None]  # broadcast over baselines
-        after = np.take_along_axis(values, rank + 1, axis=-1)
-        before = np.take_along_axis(values, rank, axis=-1)
-        per_path_attr = (after - before).mean(axis=1)  # [units, paths, players]
-        flat = per_path_attr.mean(axis=1)
+    @property
+    def paths(self):
+        return len(self.orders) if self.orders is not None else self.path_count
+
+    # Rows are ordered (unit, baseline, path, switched count); a work item is
+    # one path, i.e. `players + 1` rows.
+
+    def start(self, state):
+        units = tf.shape(state["unit_instance"])[0]
+        if self.orders is not None:
+            rank = tf.tile(tf.constant(self.orders)[None], [units, 1, 1])
+        else:
+            # rank[u, p, j]: when player j switches to the instance on path p of unit u.
+            draws = tf.random.stateless_uniform(
+                [units, self.path_count, self.players], seed=tf.stack([state["seed"], ORDER_STREAM]))
+            rank = tf.argsort(tf.argsort(draws, axis=-1), axis=-1)
+        return {**state, "ranks": tf.reshape(tf.cast(rank, tf.int64), [-1, self.players]),
+                "players": {key: tf.constant(m) for key, m in self.maps.items()}}
+
+    def rows_per_item(self, state):
+        return self.players + 1
+
+    def total_rows(self, state):
+        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
+        return units * num_baselines(state) * self.paths * (self.players + 1)
+
+    def chunk(self, evaluate, state, start, stop):
+        """Rows `start..stop-1`: the output of each row's coalition."""
+        paths, per_path = self.paths, self.players + 1
+        per_unit = num_baselines(state)
+        row = tf.range(start, stop)
+        switched = row % per_path
+        path = (row // per_path) % paths
+        baseline = (row // (per_path * paths)) % per_unit
+        unit = row // (per_path * paths * per_unit)
+        instance = tf.gather(state["unit_instance"], unit)
+        rows = gather_instances(state, instance)
+        row_rank = tf.gather(state["ranks"], unit * paths + path)
+        for key, b in start_points(state, rows, instance, baseline).items():
+            x = rows[key]
+            element_rank = tf.gather(row_rank, tf.reshape(state["players"][key], [-1]), axis=1)
+            on = tf.reshape(element_rank < switched[:, None], tf.shape(x))
+            rows[key] = tf.where(on, x, b)
+        return {"rows": {"values": evaluate(rows, unit)[0]}, "items": {}}
+
+    def finish(self, state, rows, items):
+        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
+        paths, players = self.paths, self.players
+        values = tf.reshape(tf.cast(rows["values"], tf.float64),
+                            tf.stack([units, num_baselines(state), paths, players + 1]))
+        rank = tf.reshape(state["ranks"], [-1, 1, paths, players])
+        rank = tf.broadcast_to(rank, tf.concat(
+            [tf.shape(values, out_type=tf.int64)[:3], tf.constant([players], tf.int64)], 0))
+        after = tf.gather(values, rank + 1, batch_dims=3)
+        before = tf.gather(values, rank, batch_dims=3)
+        per_path_attr = tf.reduce_mean(after - before, axis=1)  # [units, paths, players]
+        flat = tf.reduce_mean(per_path_attr, axis=1)
         # A player's value spread evenly over its elements: any sum over them gives it back.
-        counts = np.bincount(np.concatenate([m.ravel() for m in maps.values()]), minlength=players)
-        attributions = {
-            key: (flat[:, m.ravel()] / counts[m.ravel()]).reshape((units,) + m.shape)
-            for key, m in maps.items()
-        }
-        start_output = values[..., 0].mean(axis=(1, 2))
-        error = np.zeros(units) if exact else _relative_standard_error(per_path_attr, flat)
-        return MethodResult(attributions, start_output, error)
+        counts = np.bincount(np.concatenate([m.ravel() for m in self.maps.values()]),
+                             minlength=players).astype(np.float64)
+        attributions = {}
+        for key, m in self.maps.items():
+            spread = tf.gather(flat, m.ravel(), axis=1) / counts[m.ravel()]
+            attributions[key] = tf.reshape(spread, tf.concat([[units], tf.constant(m.shape, tf.int64)], 0))
+        if self.orders is not None:
+            error = tf.zeros([units], tf.float64)
+        else:
+            error = _relative_standard_error(per_path_attr, flat, paths)
+        return {"attributions": attributions,
+                "baseline_output": tf.reduce_mean(values[..., 0], axis=[1, 2]),
+                "instance_output": tf.reduce_mean(values[..., -1], axis=[1, 2]),
+                "approximation_error": error}
 
 
-def _ranks(units, players, path_count, rng):
-    """`(rank [units, paths, players], exact)`: when player j switches on each path.
-
-    Every permutation once when there are at most `path_count` of them (exact
-    Shapley values), else `path_count` random ones per unit.
-    """
-    if math.factorial(players) <= path_count:
-        orders = np.array(list(itertools.permutations(range(players))), np.int64).reshape(-1, players)
-        return np.broadcast_to(orders.argsort(axis=-1), (units,) + orders.shape).copy(), True
-    return np.argsort(rng.random((units, path_count, players)), axis=-1).argsort(axis=-1), False
-
-
-def _chunk(evaluate, state, start, stop):
-    """Graph code of rows `start..stop-1`: the output of each row's coalition."""
-    # Rows are ordered (unit, baseline, path, switched count).
-    paths = state["paths"]
-    per_path = tf.shape(state["ranks"], out_type=tf.int64)[1] + 1
-    num_baselines = tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
-    row = tf.range(start, stop)
-    switched = row % per_path
-    path = (row // per_path) % paths
-    baseline = (row // (per_path * paths)) % num_baselines
-    unit = row // (per_path * paths * num_baselines)
-    instance = tf.gather(state["unit_instance"], unit)
-    rows = gather_instances(state, instance)
-    row_rank = tf.gather(state["ranks"], unit * paths + path)
-    for key, b in start_points(state, rows, instance, baseline).items():
-        x = rows[key]
-        element_rank = tf.gather(row_rank, tf.reshape(state["players"][key], [-1]), axis=1)
-        on = tf.reshape(element_rank < switched[:, None], tf.shape(x))
-        rows[key] = tf.where(on, x, b)
-    return evaluate(rows, unit)[0]
-
-
-def _relative_standard_error(per_path_attr, attributions):
+def _relative_standard_error(per_path_attr, attributions, paths):
     """L2 norm over players of the standard error of the mean over paths, over the
     L2 norm of the attributions."""
-    paths = per_path_attr.shape[1]
     if paths < 2:
-        return np.full(per_path_attr.shape[0], np.nan)
-    variance = per_path_attr.var(axis=1, ddof=1) / paths
-    size = np.sqrt((attributions ** 2).sum(axis=-1))
-    return np.sqrt(variance.sum(axis=-1)) / (size + 1e-12)
+        return tf.fill(tf.shape(attributions)[:1], tf.constant(np.nan, tf.float64))
+    variance = tf.math.reduce_variance(per_path_attr, axis=1) * (paths / (paths - 1)) / paths
+    size = tf.sqrt(tf.reduce_sum(attributions ** 2, axis=-1))
+    return tf.sqrt(tf.reduce_sum(variance, axis=-1)) / (size + 1e-12)
