@@ -71,6 +71,7 @@ EVERY_ARGUMENT = dict(
     overwrite=True,
     versioned=True,
     keep=3,
+    explain_signature=True,
 )
 
 parse_line_with_signature = tf.function(parse_line, input_signature=LINE_SPEC)
