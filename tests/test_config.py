@@ -71,6 +71,7 @@ EVERY_ARGUMENT = dict(
     overwrite=True,
     versioned=True,
     keep=3,
+    split=False,
     explain_signature=True,
 )
 

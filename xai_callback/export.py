@@ -8,8 +8,10 @@ import tensorflow as tf
 
 from xai_callback import storage
 from xai_callback.errors import ExportVerificationError, SignatureError
+from xai_callback.frontier import ModelPreprocessing
 from xai_callback.layout import (
     ASSETS_EXTRA,
+    FEATURES_FILE,
     LEGACY_METADATA_FILE,
     RESERVED_SIGNATURES,
     SAMPLE_FILE,
@@ -30,7 +32,11 @@ from xai_callback.signatures import (
     compose,
     model_signature_function,
 )
-from xai_callback.samples import explained_inputs_from_sample, generate_sample
+from xai_callback.samples import (
+    GENERATED_SAMPLE_ROWS,
+    explained_inputs_from_sample,
+    generate_sample,
+)
 from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.verify import (
     check_preprocess_feeds_model,
@@ -115,6 +121,16 @@ class ExplainableExporter:
             newest, or in the callback's best-epoch mode the best by the
             monitored value (the one just written is always kept). Defaults
             to None: keep all.
+        split: cut a Keras model whose raw inputs pass non-differentiable
+            preprocessing layers (lookups, hashing, one-hot, embeddings,
+            TextVectorization, FeatureSpace) at its differentiable frontier:
+            `xai_preprocess` = raw inputs -> encoded float tensors keyed by
+            raw feature, `xai_model` = those -> outputs, metadata per raw
+            feature (see `xai_callback.frontier`). Also applies to a Keras
+            model or FeatureSpace given as `preprocess_fn`, composed with the
+            model first. Defaults to True; an explicit `model_fn` or a
+            non-Keras `preprocess_fn` always wins; False writes the model
+            (and a Keras `preprocess_fn`) as given.
         explain_signature: also write `xai_explain`, a signature computing
             the explanations in-graph (`xai_callback.explain.signature`), so
             TF Serving and other SavedModel hosts explain. Defaults to False.
@@ -142,6 +158,7 @@ class ExplainableExporter:
         overwrite=False,
         versioned=False,
         keep=None,
+        split=True,
         explain_signature=False,
     ):
         from xai_callback.spec import ExplanationSpec
@@ -169,6 +186,8 @@ class ExplainableExporter:
                 "sample must be a dict {input_name: batch} in serving_default's "
                 f"input format; received {type(sample).__name__}."
             )
+        if not isinstance(split, bool):
+            raise TypeError(f"split must be True or False; received split={split!r}.")
         if not (isinstance(rtol, (int, float)) and rtol >= 0 and isinstance(atol, (int, float)) and atol >= 0):
             raise ValueError(f"rtol and atol must be non-negative numbers; received rtol={rtol!r}, atol={atol!r}.")
         self.model = model
@@ -181,6 +200,7 @@ class ExplainableExporter:
         self.rtol, self.atol = rtol, atol
         self.overwrite = overwrite
         self.versioned, self.keep = versioned, keep
+        self.split = split
         if not isinstance(explain_signature, bool):
             raise TypeError(f"explain_signature must be True or False; received {explain_signature!r}.")
         self.explain_signature = explain_signature
@@ -204,11 +224,19 @@ class ExplainableExporter:
         """
         if self._prepared:
             return self
-        model_fn = as_signature_function(self._raw["model_fn"], "model_fn")
-        if model_fn is None:
-            model_fn = model_signature_function(self.model, name="model_fn")
-        preprocess = as_signature_function(self._raw["preprocess_fn"], "preprocess_fn")
+        self.preprocessing = ModelPreprocessing.of(
+            self.model, self._raw["preprocess_fn"], self._raw["model_fn"], self.split)
         serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
+        plan = self.preprocessing.plan
+        if plan is not None:
+            model_fn, preprocess = plan.model_function(), plan.preprocess_function()
+            if serving is None:
+                serving = model_signature_function(self.preprocessing.source, name="serving_default")
+        else:
+            model_fn = as_signature_function(self._raw["model_fn"], "model_fn")
+            if model_fn is None:
+                model_fn = model_signature_function(self.model, name="model_fn")
+            preprocess = as_signature_function(self._raw["preprocess_fn"], "preprocess_fn")
         extras = {
             name: as_signature_function(fn, f"extra_signatures[{name!r}]")
             for name, fn in self._raw_extra.items()
@@ -233,14 +261,16 @@ class ExplainableExporter:
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
         metadata, parameters = self.explanation_spec.build(
-            dict(model_fn.input_specs), model_outputs, output_key=self.output_key
+            dict(model_fn.input_specs), model_outputs, output_key=self.output_key,
+            defaults=self.preprocessing.default_features(),
         )
         if self.explain_signature:
             from xai_callback.explain.signature import explain_signature_function
 
             explainer = explain_signature_function(
                 serving, model_fn, metadata, parameters, preprocess,
-                serving_is_model=self._raw["serving_fn"] is None)
+                xai_features=plan.features_description() if plan is not None else None,
+                serving_is_model=self._raw["serving_fn"] is None and plan is None)
             explainer.concrete_function()
             self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
@@ -259,7 +289,9 @@ class ExplainableExporter:
                     for k, spec in serving.input_specs.items()}
         if not self.verify:
             return None
-        return generate_sample(serving.input_specs, owner=SERVING_DEFAULT)
+        return generate_sample(
+            serving.input_specs, owner=SERVING_DEFAULT,
+            known=self.preprocessing.known_raw_values(GENERATED_SAMPLE_ROWS))
 
     # -- writing ------------------------------------------------------------
 
@@ -321,7 +353,9 @@ class ExplainableExporter:
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         inputs, outputs = signature_io(signatures[XAI_MODEL])
-        metadata, parameters = self.explanation_spec.build(inputs, outputs, output_key=self.output_key)
+        metadata, parameters = self.explanation_spec.build(
+            inputs, outputs, output_key=self.output_key,
+            defaults=self.preprocessing.default_features())
         if self.verify:
             from xai_callback.spec import probe_gradients
 
@@ -335,6 +369,9 @@ class ExplainableExporter:
             storage.write_json(join(path, LEGACY_METADATA_FILE), to_legacy_metadata(metadata, parameters))
         if self._sample is not None:
             storage.write_json(extra_path(path, SAMPLE_FILE), encode_tensor_dict(self._sample))
+        if self.preprocessing.plan is not None:
+            storage.write_json(extra_path(path, FEATURES_FILE),
+                               self.preprocessing.plan.features_description())
         record = build_provenance(
             list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info
         )
@@ -360,6 +397,7 @@ class ExplainableExporter:
         # Resources (lookup tables) are not variables: save every one reachable
         # from the model, the user's `track` list and Trackable functions.
         owners = [self.model, *self.track] + [
+            owner for fn in self.functions.values() for owner in fn.owners] + [
             fn.fn for fn in self.functions.values()
             if isinstance(fn.fn, tf.__internal__.tracking.Trackable)
             and not isinstance(fn.fn, tf.types.experimental.GenericFunction)

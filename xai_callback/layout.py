@@ -26,6 +26,9 @@ LEGACY_METADATA_FILE = "explanation_metadata.json"
 # What wrote this export, when and from which epoch. Its presence is also the
 # marker that a directory is an export of this package.
 PROVENANCE_FILE = "xai_callback_provenance.json"
+# What the Vertex metadata cannot say about features made by Keras
+# preprocessing layers (raw inputs of each feature, token vocabularies).
+FEATURES_FILE = "xai_features.json"
 # A small batch of `serving_default` inputs, kept so `validate` can re-check
 # the serving == model o preprocess identity later.
 SAMPLE_FILE = "xai_sample.json"

@@ -52,6 +52,9 @@ class SignatureFunction:
         self.name = name
         self.fn = fn
         self.output_names = list(output_names) if output_names else None
+        # Trackables the function uses that the export must save (a Keras
+        # model's variables and lookup tables); see `export._resources_of`.
+        self.owners = []
         self._call_style, self.input_specs = _input_specs(fn, input_signature, name)
         for key in self.input_specs:
             check_signature_key(key, name)
@@ -223,10 +226,13 @@ def as_signature_function(value, name):
     """Coerces a user value to a `SignatureFunction` (or None).
 
     Accepts a `SignatureFunction`, a `(fn, input_signature)` tuple, a
-    `tf.function` with an input signature, or a concrete function.
+    `tf.function` with an input signature, a concrete function, or a Keras
+    model (its input signature derived as for the main model).
     """
     if value is None or isinstance(value, SignatureFunction):
         return value
+    if is_keras_model(value):
+        return keras_signature_function(value, name)
     if isinstance(value, tuple):
         if len(value) != 2:
             raise TypeError(
@@ -240,8 +246,10 @@ def as_signature_function(value, name):
 def model_signature_function(model, name="xai_model"):
     """The default `xai_model`: the Keras model called on its inputs.
 
-    Input keys are the Keras `Input` names; output keys are the model's output
-    names (or its dict keys when it returns a dict).
+    Input keys are the Keras `Input` names (made valid signature keys);
+    output keys are the model's output names (or its dict keys when it
+    returns a dict). Half-precision outputs (mixed precision) are exported as
+    float32.
     """
     inputs = getattr(model, "inputs", None) if getattr(model, "built", False) else None
     if not inputs:
@@ -251,20 +259,10 @@ def model_signature_function(model, name="xai_model"):
             "(functional or Sequential API), or pass `model_fn` with an input "
             "signature."
         )
-    specs = {}
-    # Keras allows Input names ("my input", "x-1") that are not valid
-    # signature keys; the key is the name made valid.
-    key_of = {}
-    for tensor in inputs:
-        input_name = tensor.name.split(":")[0]
-        key = signature_key(input_name)
-        if key in specs:
-            raise SignatureError(
-                f"The model's Inputs {sorted(n for n, k in key_of.items() if k == key) + [input_name]} "
-                f"all become the signature key {key!r}; rename them."
-            )
-        key_of[input_name] = key
-        specs[key] = tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=key)
+    keys = input_keys_of(inputs)
+    specs = {key: tf.TensorSpec(tuple(t.shape), tf.as_dtype(t.dtype), name=key)
+             for key, t in zip(keys, inputs)}
+    key_of = {_tensor_name(t): key for t, key in zip(inputs, keys)}
     try:
         structure = model.input
     except (AttributeError, ValueError):
@@ -275,14 +273,96 @@ def model_signature_function(model, name="xai_model"):
     def call_model(**values):
         # Rebuild the structure the model was defined with (tensor, list or
         # dict of Inputs), matching tensors by Input name.
-        packed = tf.nest.map_structure(lambda t: values[key_of[t.name.split(":")[0]]], structure)
-        return model(packed, training=False)
+        packed = tf.nest.map_structure(lambda t: values[key_of[_tensor_name(t)]], structure)
+        outputs = model(packed, training=False)
+        if isinstance(outputs, dict):
+            return {k: _float32(v) for k, v in outputs.items()}
+        return tf.nest.map_structure(_float32, outputs)
 
+    function = SignatureFunction(call_model, specs, output_names=_output_names(model), name=name)
+    function.owners.append(model)
+    return function
+
+
+def _tensor_name(tensor):
+    return tensor.name.split(":")[0]
+
+
+def _output_names(model):
+    import keras
+
+    if isinstance(model, keras.Model):
+        from xai_callback.keras_graph import output_names
+
+        return output_names(model)
+    return list(model.output_names)  # tf-keras
+
+
+def _float32(value):
+    if value.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(value, tf.float32)
+    return value
+
+
+# Keras names the inputs of a model built on intermediate tensors
+# `<tensor name>CLONE`, and unnamed tensors `keras_tensor_<n>`.
+_CLONE_SUFFIX = "CLONE"
+_AUTO_NAME = re.compile(r"^keras_tensor(_\d+)?$")
+
+
+def input_keys_of(inputs):
+    """Signature keys for Keras input tensors, readable and unique.
+
+    A Keras `Input` name that is not a valid key ("monthly charges") is made
+    valid; an input Keras named itself (a model built on intermediate tensors,
+    e.g. FeatureSpace's `training_model`, gets `keras_tensor_17CLONE`) is
+    called `encoded_features`.
+
+    Raises:
+        SignatureError: two inputs would get the same key.
+    """
+    names = [_tensor_name(t) for t in inputs]
+    readable = []
+    for name in names:
+        if name.endswith(_CLONE_SUFFIX):
+            name = name[: -len(_CLONE_SUFFIX)]
+        if _AUTO_NAME.match(name):
+            name = "encoded_features"
+        readable.append(name)
+    if len(inputs) > 1:
+        readable = [f"{r}_{i}" if readable.count(r) > 1 else r for i, r in enumerate(readable)]
+    keys = [signature_key(r) for r in readable]
+    for key in keys:
+        if keys.count(key) > 1:
+            clashing = sorted(n for n, k in zip(names, keys) if k == key)
+            raise SignatureError(
+                f"The model's Inputs {clashing} all become the signature key {key!r}; "
+                "rename them."
+            )
+    return keys
+
+
+def keras_signature_function(value, name):
+    """A Keras model (or FeatureSpace) given as a function, as a `SignatureFunction`.
+
+    Its input signature is derived as for the main model.
+    """
     try:
-        output_names = list(model.output_names)
-    except AttributeError:  # the same never-called Sequential: its last layer
-        output_names = [model.layers[-1].name]
-    return SignatureFunction(call_model, specs, output_names=output_names, name=name)
+        from keras.utils import FeatureSpace
+    except ImportError:  # pragma: no cover - Keras 3 always has it
+        FeatureSpace = ()
+    if isinstance(value, FeatureSpace):
+        import keras
+
+        value = keras.Model(value.get_inputs(), value.get_encoded_features(), name=value.name)
+    return model_signature_function(value, name=name)
+
+
+def is_keras_model(value):
+    """A built Keras model (Keras 3 or tf-keras) or FeatureSpace."""
+    if type(value).__name__ == "FeatureSpace":
+        return True
+    return hasattr(value, "inputs") and hasattr(value, "get_config") and hasattr(value, "layers")
 
 
 def compose(preprocess, model_fn, name="serving_default"):
@@ -291,13 +371,25 @@ def compose(preprocess, model_fn, name="serving_default"):
     def composed(**raw):
         return model_fn.call_dict(preprocess.call_dict(raw))
 
-    return SignatureFunction(composed, dict(preprocess.input_specs), name=name)
+    function = SignatureFunction(composed, dict(preprocess.input_specs), name=name)
+    function.owners.extend(preprocess.owners + model_fn.owners)
+    return function
 
 
 def check_preprocess_output(preprocess, model_fn):
     """Traces both and checks preprocess outputs equal model inputs."""
     produced = preprocess.output_specs()
     expected = {k: s for k, s in model_fn.input_specs.items()}
+    for key in sorted(set(produced) & set(expected)):
+        got, want = produced[key].dtype, expected[key].dtype
+        if (got.is_integer or got.is_bool) and want.is_floating:
+            raise SignatureError(
+                f"`{preprocess.name}` output {key!r} is {got.name} but `{model_fn.name}` input "
+                f"{key!r} is {want.name}: add the cast at the end of the preprocessing, e.g. "
+                f"`{key}: tf.cast(value, tf.{want.name})` (or keras.ops.cast in a Keras "
+                "model); integer ids carry no gradient, so a float encoding (one-hot, "
+                "embedding) is what gets explained."
+            )
     try:
         check_specs_match(produced, expected, preprocess.name, model_fn.name)
     except ExportVerificationError as e:

@@ -87,26 +87,31 @@ class ExplanationSpec(SpecObject):
             parameters[OUTPUT_INDICES] = self.output_indices
         return parameters
 
-    def to_vertex(self, inputs, outputs, output_key=None):
+    def to_vertex(self, inputs, outputs, output_key=None, defaults=None):
         """Vertex JSON with the defaults filled in from the signature, unchecked."""
-        features = self.features if self.features is not None else default_features(inputs)
+        features = self.features
+        if features is None:
+            features = defaults if defaults is not None else default_features(inputs)
         output = (self.output or Output()).resolve(outputs, output_key)
         metadata = {"inputs": _inputs_json(features),
                     "outputs": {output.name: output.to_vertex()}}
         return metadata, self.parameters_json()
 
-    def build(self, inputs, outputs, output_key=None):
+    def build(self, inputs, outputs, output_key=None, defaults=None):
         """`(metadata, parameters)`: Vertex v1 JSON, cross-checked against the signature.
 
         Args:
             inputs, outputs: `{key: tf.TensorSpec}` of the reloaded explained
                 signature (`xai_model`, or `serving_default` when alone).
             output_key: the output to explain when `output` names none.
+            defaults: the `Feature`s to use when the spec lists none (the
+                exporter derives them from the model's preprocessing layers);
+                None: every input numeric with a zero baseline.
 
         Raises:
             SpecError: naming the field and value that do not fit the signature.
         """
-        metadata, parameters = self.to_vertex(inputs, outputs, output_key)
+        metadata, parameters = self.to_vertex(inputs, outputs, output_key, defaults)
         crosscheck.check_all(metadata, parameters, inputs, outputs)
         return metadata, parameters
 
