@@ -8,10 +8,10 @@ Same run, variants interleaved round by round (benchmarks/common.py), medians:
 - sampled Shapley at both granularities, for information: at "raw" a
   category is one player, so a path has fewer rows.
 
-The export is the PetFinder shape of the TF tutorial (string/int categories
-through StringLookup/IntegerLookup + CategoryEncoding, an embedded breed, two
-Normalization-ed numbers), split by hand as the exporter's automatic split
-writes it (tests/split_exports.py).
+The export is the PetFinder model of the TF tutorial as in
+examples/structured_preprocessing.py (string/int categories through
+StringLookup/IntegerLookup + CategoryEncoding, two Normalization-ed numbers),
+trained one epoch and written by the exporter's automatic split.
 
 Run:  .venv/bin/python benchmarks/bench_explain_raw.py [--repeats 15] [--quick]
 """
@@ -25,17 +25,26 @@ import common
 
 import numpy as np  # noqa: E402  (common quiets TF first)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import split_exports  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import structured_preprocessing as petfinder  # noqa: E402
 
-from xai_callback import storage  # noqa: E402
+from xai_callback import export_explainable_model, storage  # noqa: E402
 from xai_callback.explain import load_explainer  # noqa: E402
 
 VARIANTS = ("ig_raw", "ig_encoded", "shapley_raw", "shapley_encoded")
 
 
+def petfinder_export(path):
+    """The example's PetFinder model, trained one epoch, exported with the automatic split."""
+    data, labels = petfinder.make_data(512)
+    model = petfinder.build_model(data)
+    model.fit(petfinder.datasets(data, labels)[0], epochs=1, verbose=0)
+    export_explainable_model(model, path)
+    return path
+
+
 def rows(count, seed=5):
-    data, _ = split_exports.petfinder_rows(count, seed)
+    data, _ = petfinder.make_data(count, seed)
     return {key: value[:, 0] for key, value in data.items()}  # [batch] columns for [None, 1] inputs
 
 
@@ -48,7 +57,7 @@ def main():
     instances, steps, paths = (8, 10, 3) if args.quick else (args.instances, args.steps, args.paths)
     work = tempfile.mkdtemp(prefix="bench_explain_raw_")
     try:
-        path = split_exports.petfinder_split_export(os.path.join(work, "pets"))[0]
+        path = petfinder_export(os.path.join(work, "pets"))
         explainer = load_explainer(path, validate=False)
         batch = rows(instances)
         runs = {
@@ -72,14 +81,14 @@ def main():
 
 def print_results(results, instances, steps, paths):
     print("### Local explanations: per raw feature vs per encoded slot\n")
-    print(f"PetFinder-shaped split export (5 raw features -> 14 encoded elements: one-hot slots, a 3-d embedding, 2 numbers), "
+    print(f"PetFinder split export (6 raw features -> one-hot slots of 4 lookups + 2 numbers), "
           f"{instances} instances; IG {steps} steps, sampled Shapley {paths} paths; interleaved "
           "rounds: median [min-max].\n")
     labels = {
         "ig_raw": ("IG, granularity=raw", "ig_encoded"),
         "ig_encoded": ("IG, granularity=encoded (baseline)", "ig_encoded"),
-        "shapley_raw": ("sampled Shapley, raw (5 players)", "shapley_encoded"),
-        "shapley_encoded": ("sampled Shapley, encoded (14 players; baseline)", "shapley_encoded"),
+        "shapley_raw": ("sampled Shapley, raw (one player per raw feature)", "shapley_encoded"),
+        "shapley_encoded": ("sampled Shapley, encoded (one per slot; baseline)", "shapley_encoded"),
     }
     table = []
     for name, (label, baseline) in labels.items():

@@ -248,5 +248,5 @@ def strict_lookup_export(path, baseline, method):
     spec = ExplanationSpec(features=[Feature("Type", baselines=None if baseline is None else [baseline]),
                                      Feature("Fee", baselines=[100.0])], method=method)
     export_explainable_model(model, str(path), sample={k: data[k][:4] for k in raw},
-                             explanation_spec=spec)
+                             explanation_spec=spec, split=False)
     return str(path)

@@ -58,11 +58,12 @@ def select_units(output, top_k=1, output_indices=None):
 
 
 def explain_units(run, method, layout, model_fn, output_key, model_inputs, output, baselines,
-                  feature_names, *, top_k=1, output_indices=None, seed=0, **problem_options):
+                  feature_names, *, top_k=1, output_indices=None, seed=0, compile_fn=None,
+                  **problem_options):
     """Units, the method's result and the reported attributions of a batch.
 
     Args:
-        run: `run(problem, bound_method) -> {"attributions", "baseline_output",
+        run: `run(problem, method) -> {"attributions", "baseline_output",
             "instance_output", "approximation_error"}`: `engine.run` (Python
             loop over compiled chunks) or a wrapper of `engine.run_in_graph`.
         method: the `AttributionAlgorithm`.
@@ -75,6 +76,9 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
         feature_names: `{attributed key: feature name}`.
         top_k, output_indices: which outputs are explained (`select_units`).
         seed: seed of the random numbers the method draws.
+        compile_fn: `compile_fn(name, fn, args) -> result of fn(*args)`: how
+            the graph steps before and after the method run (the Python
+            explainer runs them compiled); None: called directly (in a graph).
         **problem_options: further `Problem` fields (`max_rows_per_call`,
             `progress`, `compiled`).
 
@@ -82,9 +86,16 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
         `(unit_instance, unit_index, result, reported)`: the units, the
         method's per-tensor result and `{reported name: [units, ...]}`.
     """
-    unit_instance, unit_index, unit_mask = select_units(output, top_k, output_indices)
-    frozen = layout.frozen(model_inputs)
-    baselines = {key: _broadcast(base, model_inputs[key]) for key, base in baselines.items()}
+    call = compile_fn or (lambda name, fn, args: fn(*args))
+
+    def prepare(model_inputs, output, baselines):
+        unit_instance, unit_index, unit_mask = select_units(output, top_k, output_indices)
+        broadcast = {key: _broadcast(base, model_inputs[key]) for key, base in baselines.items()}
+        return unit_instance, unit_index, unit_mask, layout.frozen(model_inputs), broadcast
+
+    unit_instance, unit_index, unit_mask, frozen, baselines = call(
+        ("prepare", layout.cache_key(), top_k, repr(output_indices)), prepare,
+        (model_inputs, output, baselines))
     shapes = {key: tf.convert_to_tensor(model_inputs[key]).shape[1:] for key in baselines}
     problem = Problem(
         model_fn=model_fn,
@@ -102,7 +113,8 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
     )
     method.check_inputs(problem)
     result = run(problem, method)
-    reported = layout.reduce(result["attributions"], unit_instance, frozen)
+    reported = call(("report", layout.cache_key()), layout.reduce,
+                    (result["attributions"], unit_instance, frozen))
     return unit_instance, unit_index, result, reported
 
 

@@ -33,13 +33,13 @@ def run(problem, method):
     """Runs `method` on `problem` chunk by chunk from Python; returns its result (numpy)."""
     method = method.bind(problem)
     state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
-    start = _compiled(problem, ("start", method.cache_key()), method.start, [_specs(state)])
-    state = start(state)
+    state = _compiled(problem, ("start", method.cache_key()), method.start, (state,))(state)
     total_rows = int(method.total_rows(state))
     per_item = method.rows_per_item(state)
     rows, items = None, None
+    begin, end = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
     chunk_fn = _compiled(problem, ("chunk", method.cache_key()), _with_evaluate(problem, method.chunk),
-                         [_specs(state), _INDEX, _INDEX])
+                         (state, begin, end))
     chunk = problem.rows_per_call()
     for begin in range(0, total_rows, chunk):
         stop = min(begin + chunk, total_rows)
@@ -56,8 +56,7 @@ def run(problem, method):
             acc[first:first + len(value)] += value
         if problem.progress is not None:
             problem.progress(stop, total_rows)
-    finish = _compiled(problem, ("finish", method.cache_key()), method.finish,
-                       [_specs(state), _specs(rows), _specs(items)])
+    finish = _compiled(problem, ("finish", method.cache_key()), method.finish, (state, rows, items))
     return tf.nest.map_structure(np.asarray, finish(state, rows, items))
 
 
@@ -133,18 +132,45 @@ def _with_evaluate(problem, chunk_fn):
     return chunk
 
 
-def _compiled(problem, key, fn, input_signature):
-    """`fn` as a concrete `tf.function` over `input_signature`, cached in `problem.compiled`."""
-    key = (key, problem.output_key, repr(input_signature))  # repr: names, dtypes and shapes
-    if key not in problem.compiled:
-        # Autograph only for Python model functions (tensor-dependent `if`s ran
-        # eagerly before); signatures are graphs already and trace 2x faster without.
-        graph_model = isinstance(problem.model_fn, tf.types.experimental.ConcreteFunction)
+def _compiled(problem, key, fn, args):
+    """`fn` compiled for `args`' signature, cached in `problem.compiled`."""
+    # Autograph only for Python model functions (tensor-dependent `if`s ran
+    # eagerly before); signatures are graphs already and trace 2x faster without.
+    graph_model = isinstance(problem.model_fn, tf.types.experimental.ConcreteFunction)
+    return compiled(problem.compiled, (key, problem.output_key), fn, args, autograph=not graph_model)
+
+
+def compiled(cache, key, fn, args, autograph=False):
+    """`fn` as a concrete `tf.function` for the signature of `args` (leading dimensions
+    free), cached in `cache` under `key` and that signature."""
+    key = (key, tuple(_leaf_signature(args)))
+    if key not in cache:
         # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
-        problem.compiled[key] = tf.function(
-            fn, input_signature=input_signature, autograph=not graph_model
-        ).get_concrete_function()
-    return problem.compiled[key]
+        cache[key] = tf.function(fn, input_signature=[_specs(a) for a in args],
+                                 autograph=autograph).get_concrete_function()
+    return cache[key]
+
+
+def compiled_call(cache):
+    """`call(key, fn, args)`: `fn(*args)` run as a cached compiled function."""
+    def call(key, fn, args):
+        args = tf.nest.map_structure(tf.convert_to_tensor, args)
+        return compiled(cache, key, fn, args)(*args)
+
+    return call
+
+
+def _leaf_signature(structure, path=()):
+    """`(path, dtype, shape without the leading dimension)` of each leaf (cheaper than specs)."""
+    if isinstance(structure, dict):
+        for key in sorted(structure):
+            yield from _leaf_signature(structure[key], path + (key,))
+    elif isinstance(structure, (list, tuple)):
+        for index, value in enumerate(structure):
+            yield from _leaf_signature(value, path + (index,))
+    else:
+        shape = structure.shape
+        yield path, structure.dtype, tuple(shape[1:]) if len(shape) else None
 
 
 def _specs(structure):

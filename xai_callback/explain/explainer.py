@@ -111,6 +111,7 @@ class Explainer:
             model_outputs[output_key], baselines,
             feature_names={f.tensor_key: f.name for f in settings.features},
             top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
+            compile_fn=engine.compiled_call(self._compiled),
             max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
         units = [(int(i), tuple(int(j) for j in index))
                  for i, index in zip(np.asarray(unit_instance), np.asarray(unit_index))]
@@ -123,8 +124,12 @@ class Explainer:
         _warn_if_imprecise(result.approximation_error, settings.method, rounding)
         _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
-        tokens = {name: np.vectorize(lambda t: t.decode("utf-8", "replace"), otypes=[object])(
-            np.asarray(value)) for name, value in layout.tokens(model_inputs).items()}
+        tokens = {}
+        if layout.has_tokens:
+            found = engine.compiled_call(self._compiled)(
+                ("tokens", layout.cache_key()), layout.tokens, (model_inputs,))
+            tokens = {name: np.vectorize(lambda t: t.decode("utf-8", "replace"), otypes=[object])(
+                np.asarray(value)) for name, value in found.items()}
         explanations = _explanations(units, result, reported, output, model_outputs, settings)
         shown = layout.display_inputs(model_inputs, raw, tokens)
         for i, explanation in enumerate(explanations):

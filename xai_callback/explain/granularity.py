@@ -24,6 +24,7 @@ value on every path ("frozen"), so their attribution is exactly 0.
 """
 
 import dataclasses
+import json
 import warnings
 
 import numpy as np
@@ -82,10 +83,23 @@ class FeatureLayout:
         self.features = tuple(features)
         self.entries = _feature_entries(xai_features)
         self.reported = self._reported()
+        self._key = None
 
     @property
     def raw(self):
         return self.granularity == "raw"
+
+    @property
+    def has_tokens(self):
+        return self.raw and any(r.tokens is not None for r in self.reported)
+
+    def cache_key(self):
+        """What traced graph code using this layout depends on."""
+        if self._key is None:
+            self._key = json.dumps([self.granularity, [
+                [r.name, r.reduction, [m.tensor_key for m in r.members], r.tokens]
+                for r in self.reported]], sort_keys=True)
+        return self._key
 
     def _reported(self):
         if not self.raw:
