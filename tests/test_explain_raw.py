@@ -9,13 +9,12 @@ SPLIT_CONTRACT.md (see `split_exports.py`).
 import itertools
 import json
 import math
-import warnings
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import split_exports as se
+from explain_checks import assert_complete, quiet, units
 from xai_callback import SampledShapley, validate
 from xai_callback.errors import ExportVerificationError, SpecError
 from xai_callback.explain import Explainer, explain, load_explainer
@@ -28,25 +27,6 @@ PETS = [
     {"Type": "Dog", "Age": 1, "Breed": "Unknown", "Fee": 150.0, "PhotoAmt": 0.0},
 ]
 TEXTS = ["the movie was great", "bad plot and long acting", "great"]
-
-
-def quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def units(response):
-    return [a for e in response.explanations for a in e.attributions]
-
-
-def assert_complete(response, exact=False):
-    """Sum over reported attributions == f(x) - f(baseline), within the reported error."""
-    for a in units(response):
-        change = a.instance_output_value - a.baseline_output_value
-        total = sum(float(np.sum(v)) for v in a.feature_attributions.values())
-        allowed = 1e-5 if exact else a.approximation_error * abs(change) * 1.001 + 1e-6
-        assert abs(total - change) <= allowed, (total, change, a.approximation_error)
 
 
 @pytest.fixture(scope="module")

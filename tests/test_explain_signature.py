@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 
 import keras
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import split_exports as se
+from explain_checks import quiet
 from subprocess_runs import parse_result, script_command
 from xai_callback import (
     XRAI, ExplanationSpec, Feature, IntegratedGradients, Output, SampledShapley, SmoothGrad,
@@ -47,9 +47,7 @@ def assert_signature_equals_python(path, instances, rtol=1e-5):
     explainer = load_explainer(path)
     inputs = instances_to_tensors(instances, explainer.instance_specs)
     got = tf.saved_model.load(path).signatures["xai_explain"](**inputs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # quality warnings are not the point here
-        expected = signature_outputs(explainer.explain(inputs))
+    expected = signature_outputs(quiet(explainer.explain, inputs))
     for key, want in expected.items():
         if want.dtype == object:
             assert got[key].numpy().astype(object).astype(bytes).tolist() == want.astype(bytes).tolist()
@@ -146,9 +144,7 @@ def test_runs_in_a_process_with_tensorflow_only(shapley_export):
     assert done.returncode == 0, done.stderr[-3000:]
     result = parse_result(done.stdout, "tf_only_explain.py")
     assert result["modules"] == []  # xai_callback never imported
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        expected = signature_outputs(explain(shapley_export, PETS))
+    expected = signature_outputs(quiet(explain, shapley_export, PETS))
     for key, want in expected.items():  # JSON (TF Serving's encoding) == the Python explainer
         np.testing.assert_allclose(result["outputs"][key], want, rtol=1e-5, atol=1e-7, err_msg=key)
 

@@ -5,8 +5,6 @@ TextVectorization -> Embedding -> pooling, wide & deep with a cross, keras.io's
 FeatureSpace), exported with defaults and no `sample`.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,6 +14,7 @@ from xai_callback.explain import explain, load_explainer
 from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.explain.signature import signature_outputs
 
+from explain_checks import assert_complete, quiet, units
 from preprocessing_models import feature_space_models, petfinder_model, text_classifier, wide_deep_model
 
 
@@ -27,24 +26,6 @@ def export(model, tmp_path_factory, name, **options):
 
 def rows_as_instances(rows, count):
     return [{k: v[i].tolist()[0] for k, v in rows.items()} for i in range(count)]
-
-
-def units(response):
-    return [a for e in response.explanations for a in e.attributions]
-
-
-def quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def assert_complete(response, exact=False):
-    for a in units(response):
-        change = a.instance_output_value - a.baseline_output_value
-        total = sum(float(np.sum(v)) for v in a.feature_attributions.values())
-        allowed = 1e-5 if exact else a.approximation_error * abs(change) * 1.001 + 1e-6
-        assert abs(total - change) <= allowed, (total, change, a.approximation_error)
 
 
 @pytest.fixture(scope="module")

@@ -113,8 +113,9 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
     )
     method.check_inputs(problem)
     result = run(problem, method)
-    reported = call(("report", layout.cache_key()), layout.reduce,
-                    (result["attributions"], unit_instance, frozen))
+    report = (result["attributions"], unit_instance, frozen)
+    reported = (call(("report", layout.cache_key()), layout.reduce, report)
+                if layout.reduces or frozen else layout.reduce(*report))
     return unit_instance, unit_index, result, reported
 
 

@@ -26,6 +26,8 @@ are accumulated in float64 either way.
 import numpy as np
 import tensorflow as tf
 
+from xai_callback.explain.base import AttributionAlgorithm
+
 _INDEX = tf.TensorSpec([], tf.int64)
 
 
@@ -33,7 +35,8 @@ def run(problem, method):
     """Runs `method` on `problem` chunk by chunk from Python; returns its result (numpy)."""
     method = method.bind(problem)
     state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
-    state = _compiled(problem, ("start", method.cache_key()), method.start, (state,))(state)
+    if type(method).start is not AttributionAlgorithm.start:  # a method without one adds nothing
+        state = _compiled(problem, ("start", method.cache_key()), method.start, (state,))(state)
     total_rows = int(method.total_rows(state))
     per_item = method.rows_per_item(state)
     rows, items = None, None
@@ -190,8 +193,18 @@ def _selected_output(output, mask):
     return tf.reduce_sum(tf.reshape(product, [tf.shape(product)[0], -1]), axis=1)
 
 
+def leading(tensor):
+    """The leading dimension: a Python int when known (eager), else a graph tensor."""
+    size = tensor.shape[0]
+    return size if size is not None else tf.shape(tensor, out_type=tf.int64)[0]
+
+
+def num_units(state):
+    return leading(state["unit_instance"])
+
+
 def num_baselines(state):
-    return tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
+    return leading(next(iter(state["baselines"].values())))
 
 
 def gather_instances(state, instance_index):

@@ -61,7 +61,7 @@ class Explainer:
         self.preprocess_fn = preprocess_fn
         self.serving_fn = serving_fn
         self.xai_features = xai_features
-        self._compiled = {}  # the engine's traced chunk functions, reused by every call
+        self._compiled = {}  # the traced graph code (method steps, units, report), reused by every call
         self._float16 = None
 
     def explain(self, inputs, *, method=None, granularity="raw", max_rows_per_call=None, seed=0,
@@ -147,8 +147,8 @@ class Explainer:
         """`{key: tf.Tensor}` for the first function, from what users naturally pass."""
         first = self.preprocess_fn or self.model_fn
         if hasattr(first, "structured_input_signature"):
-            name = getattr(first, "name", None) or "the model"
-            return as_input_dict(inputs, signature_io(first)[0], str(name), ordered=False)
+            owner = "xai_preprocess" if self.preprocess_fn is not None else "xai_model"
+            return as_input_dict(inputs, signature_io(first)[0], owner, ordered=False)
         if not isinstance(inputs, Mapping):
             raise TypeError(
                 "inputs must be a dict {input name: batch} for a Python model function; "

@@ -230,8 +230,15 @@ class FeatureLayout:
 
     # -- reporting ------------------------------------------------------------
 
+    @property
+    def reduces(self):
+        """Whether `reduce` does more than rename (a sum, a group)."""
+        return any(r.reduction != KEEP or len(r.members) > 1 for r in self.reported)
+
     def reduce(self, attributions, unit_instance, frozen=None):
         """`{reported name: [units, *reported shape]}` from per-tensor attributions (graph code)."""
+        if not self.reduces and not frozen:
+            return {r.name: attributions[r.members[0].tensor_key] for r in self.reported}
         out = {}
         for reported in self.reported:
             parts = []

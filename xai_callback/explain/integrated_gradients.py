@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from xai_callback.explain.base import AttributionAlgorithm, positive_int
 from xai_callback.explain.engine import (
-    broadcast_rows, gather_instances, num_baselines, relative_gap, start_deltas, start_points, summed)
+    broadcast_rows, gather_instances, num_baselines, num_units, relative_gap, start_deltas,
+    start_points, summed)
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_STEP_COUNT = 50
@@ -63,24 +64,24 @@ class IntegratedGradients(AttributionAlgorithm):
     # one (unit, baseline) pair, whose weighted gradients are summed over its
     # steps inside the chunk, then multiplied by `x - baseline` in float64.
 
-    def start(self, state):
+    def _trapezoid(self):
+        """`(alphas, weights)` of the `stepCount + 1` points (constants of the graph)."""
         steps = self.step_count + 1
         weights = np.full(steps, 1.0 / self.step_count)
         weights[[0, -1]] *= 0.5
-        return {**state, "alphas": tf.constant(np.linspace(0.0, 1.0, steps)),
-                "weights": tf.constant(weights)}
+        return np.linspace(0.0, 1.0, steps), weights
 
     def rows_per_item(self, state):
         return self.step_count + 1
 
     def total_rows(self, state):
-        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
-        return units * num_baselines(state) * (self.step_count + 1)
+        return num_units(state) * num_baselines(state) * (self.step_count + 1)
 
     def chunk(self, evaluate, state, start, stop):
         """Rows `start..stop-1`: their outputs, and weighted gradients summed per pair."""
         steps = self.step_count + 1
         per_unit = num_baselines(state)
+        alphas, weights = self._trapezoid()
         row = tf.range(start, stop)
         pair, step = row // steps, row % steps
         unit = pair // per_unit
@@ -88,14 +89,14 @@ class IntegratedGradients(AttributionAlgorithm):
         rows = gather_instances(state, instance)
         for key, b in start_points(state, rows, instance, pair % per_unit).items():
             x = rows[key]
-            alpha = broadcast_rows(tf.gather(tf.cast(state["alphas"], x.dtype), step), x)
+            alpha = broadcast_rows(tf.gather(tf.constant(alphas, x.dtype), step), x)
             rows[key] = b + alpha * (x - b)
         values, grads = evaluate(rows, unit, watch=list(state["baselines"]))
         first = start // steps
         pairs = (stop - 1) // steps - first + 1
         sums = {}
         for key, grad in grads.items():
-            weight = broadcast_rows(tf.gather(tf.cast(state["weights"], grad.dtype), step), grad)
+            weight = broadcast_rows(tf.gather(tf.constant(weights, grad.dtype), step), grad)
             sums[key] = tf.math.unsorted_segment_sum(grad * weight, pair - first, pairs)
         return {"rows": {"values": values}, "items": {"sums": sums}}
 

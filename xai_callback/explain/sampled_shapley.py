@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.explain.base import AttributionAlgorithm, positive_int
-from xai_callback.explain.engine import gather_instances, num_baselines, start_points
+from xai_callback.explain.engine import gather_instances, num_baselines, num_units, start_points
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_PATH_COUNT = 10
@@ -128,8 +128,7 @@ class SampledShapley(AttributionAlgorithm):
         return self.players + 1
 
     def total_rows(self, state):
-        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
-        return units * num_baselines(state) * self.paths * (self.players + 1)
+        return num_units(state) * num_baselines(state) * self.paths * (self.players + 1)
 
     def chunk(self, evaluate, state, start, stop):
         """Rows `start..stop-1`: the output of each row's coalition."""

@@ -93,8 +93,10 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
     units_per_instance = (1 if not output_shape.rank else len(settings.output_indices)
                           if settings.output_indices is not None
                           else size if settings.top_k == -1 else min(settings.top_k, size))
-    names = (np.asarray(settings.output.index_display_names, object).astype(bytes)
-             if settings.output.index_display_names is not None else None)
+    names = None
+    if settings.output.index_display_names is not None:
+        names = np.vectorize(lambda n: str(n).encode("utf-8"), otypes=[object])(
+            np.asarray(settings.output.index_display_names, object))
 
     def run(problem, method):
         return engine.run_in_graph(problem, method, rows_per_call)
