@@ -63,9 +63,10 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
     """Units, the method's result and the reported attributions of a batch.
 
     Args:
-        run: `run(problem, method) -> {"attributions", "baseline_output",
-            "instance_output", "approximation_error"}`: `engine.run` (Python
-            loop over compiled chunks) or a wrapper of `engine.run_in_graph`.
+        run: `run(problem, method, report=None, report_key=None) ->
+            {"attributions", "baseline_output", "instance_output",
+            "approximation_error"(, "reported")}`: `engine.run` (Python loop
+            over compiled chunks) or a wrapper of `engine.run_in_graph`.
         method: the `AttributionAlgorithm`.
         layout: the `granularity.FeatureLayout`.
         model_fn, output_key: the explained function and output.
@@ -112,10 +113,12 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
         **problem_options,
     )
     method.check_inputs(problem)
-    result = run(problem, method)
-    report = (result["attributions"], unit_instance, frozen)
-    reported = (call(("report", layout.cache_key()), layout.reduce, report)
-                if layout.reduces or frozen else layout.reduce(*report))
+    if layout.reduces or frozen:
+        result = run(problem, method, report=layout.reduce, report_key=layout.cache_key())
+        reported = result.pop("reported")
+    else:
+        result = run(problem, method)
+        reported = layout.reduce(result["attributions"], unit_instance)
     return unit_instance, unit_index, result, reported
 
 

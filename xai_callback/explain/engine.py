@@ -31,8 +31,13 @@ from xai_callback.explain.base import AttributionAlgorithm
 _INDEX = tf.TensorSpec([], tf.int64)
 
 
-def run(problem, method):
-    """Runs `method` on `problem` chunk by chunk from Python; returns its result (numpy)."""
+def run(problem, method, report=None, report_key=None):
+    """Runs `method` on `problem` chunk by chunk from Python; returns its result (numpy).
+
+    `report(attributions, unit_instance, frozen)`, graph code keyed by
+    `report_key`, runs in the same compiled call as `finish`; its value is the
+    result's "reported" entry.
+    """
     method = method.bind(problem)
     state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
     if type(method).start is not AttributionAlgorithm.start:  # a method without one adds nothing
@@ -59,11 +64,24 @@ def run(problem, method):
             acc[first:first + len(value)] += value
         if problem.progress is not None:
             problem.progress(stop, total_rows)
-    finish = _compiled(problem, ("finish", method.cache_key()), method.finish, (state, rows, items))
-    return tf.nest.map_structure(np.asarray, finish(state, rows, items))
+    originals = (tf.convert_to_tensor(problem.unit_instance),
+                 tf.nest.map_structure(tf.convert_to_tensor, problem.frozen))
+    finish = _compiled(problem, ("finish", method.cache_key(), report_key),
+                       _finish_and_report(method, report), (state, rows, items, originals))
+    return tf.nest.map_structure(np.asarray, finish(state, rows, items, originals))
 
 
-def run_in_graph(problem, method, rows_per_call):
+def _finish_and_report(method, report):
+    def finish(state, rows, items, originals):
+        result = method.finish(state, rows, items)
+        if report is not None:
+            result = {**result, "reported": report(result["attributions"], *originals)}
+        return result
+
+    return finish
+
+
+def run_in_graph(problem, method, rows_per_call, report=None, report_key=None):
     """`run` as graph code: the chunks in a `tf.while_loop`; the result as tensors."""
     method = method.bind(problem)
     state = method.start(problem_state(problem))
@@ -95,7 +113,8 @@ def run_in_graph(problem, method, rows_per_call):
     _, rows, items = tf.while_loop(
         lambda begin, *_: begin < total_rows, body,
         (tf.constant(0, tf.int64), rows, items))
-    return method.finish(state, rows, items)
+    return _finish_and_report(method, report)(state, rows, items,
+                                              (problem.unit_instance, problem.frozen))
 
 
 def problem_state(problem):

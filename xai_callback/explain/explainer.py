@@ -164,10 +164,10 @@ class Explainer:
         return self._float16
 
 
-def _run(problem, method):
+def _run(problem, method, **report):
     """`engine.run`; a baseline the model cannot process is named, not a traceback."""
     try:
-        return engine.run(problem, method)
+        return engine.run(problem, method, **report)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
             tf.errors.FailedPreconditionError) as e:
         failing = _failing_baseline(problem)

@@ -98,8 +98,8 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
         names = np.vectorize(lambda n: str(n).encode("utf-8"), otypes=[object])(
             np.asarray(settings.output.index_display_names, object))
 
-    def run(problem, method):
-        return engine.run_in_graph(problem, method, rows_per_call)
+    def run(problem, method, **report):
+        return engine.run_in_graph(problem, method, rows_per_call, **report)
 
     def explain(**raw):
         model_inputs = preprocess.call_dict(raw) if preprocess is not None else dict(raw)
