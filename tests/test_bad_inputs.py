@@ -121,6 +121,8 @@ CASES = [
     ("output-key-unknown", ok_dir, dict(output_key="cost"), ValueError, ["output_key='cost'", "['score']"], {}),
     ("output-key-not-a-string", ok_dir, dict(output_key=3), TypeError, ["output_key", "3"], {}),
     ("rtol-negative", ok_dir, dict(rtol=-1), ValueError, ["rtol=-1"], {}),
+    ("explain-signature-not-bool", ok_dir, dict(explain_signature="yes"), TypeError,
+     ["explain_signature", "'yes'"], {}),
     ("import-string-unresolved", ok_dir, dict(preprocess_fn="no_such_module_xyz:parse"), ValueError,
      ["preprocess_fn='no_such_module_xyz:parse'"], {}),
     ("import-string-no-attribute", ok_dir, dict(preprocess_fn="models:no_such_function"), ValueError,

@@ -75,6 +75,7 @@ EVERY_ARGUMENT = dict(
     keep=3,
     split=False,
     store_sample=False,
+    explain_signature=True,
 )
 
 parse_line_with_signature = tf.function(parse_line, input_signature=LINE_SPEC)

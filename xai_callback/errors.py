@@ -28,6 +28,20 @@ class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
 
 
+class InputError(ValueError):
+    """Model inputs (instances, a sample) do not fit the signature that takes them.
+
+    Attributes:
+        key: the input key that is wrong (or None).
+        index: position of the offending instance (or None).
+    """
+
+    def __init__(self, message, key=None, index=None):
+        super().__init__(message)
+        self.key = key
+        self.index = index
+
+
 class DestinationError(ValueError, FileExistsError):
     """`export_dir` cannot receive an export (a file, or a folder not ours).
 
@@ -66,15 +80,21 @@ def short_message(error):
     """One line saying what went wrong (TensorFlow op errors run to pages).
 
     For "Graph execution error" the op's own message is picked from below
-    the stack of where the op was defined.
+    the stack of where the op was defined; an `assertion failed: [...]`
+    wrapper is dropped, so a message can quote e.g. the lookup's own assertion.
     """
     text = getattr(error, "message", None) or str(error)
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
-    if lines[0].startswith("Graph execution error"):
-        own = [line for line in lines[1:]
-               if not line[0].isspace() and not line.startswith("Detected at node")]
+    line = lines[0]
+    if line.startswith("Graph execution error"):
+        noise = ("Detected at node", "<stack traces unavailable>", "[[", "{{")
+        own = [candidate.strip() for candidate in lines[1:]
+               if not candidate[0].isspace() and not candidate.startswith(noise)]
         if own:
-            return own[-1]
-    return lines[0]
+            line = own[-1]
+    line = line.strip()
+    if line.startswith("assertion failed: [") and line.endswith("]"):
+        line = line[len("assertion failed: ["):-1]
+    return line

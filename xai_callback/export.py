@@ -20,6 +20,7 @@ from xai_callback.layout import (
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
     VERTEX_PARAMETERS_FILE,
+    XAI_EXPLAIN,
     XAI_MODEL,
     XAI_PREPROCESS,
     extra_path,
@@ -142,6 +143,9 @@ class ExplainableExporter:
             (`assets.extra/xai_sample.json`, used by `validate` to re-check the
             export later). It holds rows of your input data: pass False to
             keep them out of the export. Defaults to True.
+        explain_signature: also write `xai_explain`, a signature computing
+            the explanations in-graph (`xai_callback.explain.signature`), so
+            TF Serving and other SavedModel hosts explain. Defaults to False.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -168,6 +172,7 @@ class ExplainableExporter:
         keep=None,
         split=True,
         store_sample=True,
+        explain_signature=False,
     ):
         from xai_callback.spec import ExplanationSpec
 
@@ -212,6 +217,10 @@ class ExplainableExporter:
         if not isinstance(store_sample, bool):
             raise TypeError(f"store_sample must be True or False; received store_sample={store_sample!r}.")
         self.store_sample = store_sample
+        if not isinstance(explain_signature, bool):
+            raise TypeError(
+                f"explain_signature must be True or False; received explain_signature={explain_signature!r}.")
+        self.explain_signature = explain_signature
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -270,7 +279,16 @@ class ExplainableExporter:
         self.functions.update(extras)
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
-        self._build_spec(dict(model_fn.input_specs), model_outputs)
+        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_outputs)
+        if self.explain_signature:
+            from xai_callback.explain.signature import explain_signature_function
+
+            explainer = explain_signature_function(
+                serving, model_fn, metadata, parameters, preprocess,
+                xai_features=plan.features_description() if plan is not None else None,
+                serving_is_model=self._raw["serving_fn"] is None and plan is None)
+            explainer.concrete_function()
+            self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
         self._check_before_training()
         self._prepared = True
