@@ -190,6 +190,3 @@ def model_error(error):
         return ServeError(500, "The model failed: " + short_message(error))
     return error
 
-
-def _first_line(message):
-    return str(message).strip().split("\n")[0]
