@@ -8,6 +8,7 @@ proven by a batch counter that saw no batch.
 import os
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -154,6 +155,10 @@ CASES = [
     ("model-casts-to-int", ok_dir, dict(model_fn=(lambda feats: {"score": tf.cast(
         tf.reduce_sum(tf.cast(feats, tf.int32), axis=1, keepdims=True), tf.float32)}, FEATS)),
      ValueError, ["feature 'feats'", "`gradient` got None"], {}),
+    ("sample-wrong-shape", ok_dir, dict(sample={"feats": np.zeros((2, 3), "float32")}), ValueError,
+     ["sample=", "'feats'", "float32[None,4]", "[3]"], {}),
+    ("sample-is-a-dataset", ok_dir, dict(sample=tf.data.Dataset.from_tensor_slices(np.zeros((2, 4)))),
+     TypeError, ["Dataset", "next(iter(dataset))"], {}),
     ("sample-fails-in-serving", ok_dir, dict(preprocess_fn=parse_csv, sample={"csv": ["1,2,x,4"]}),
      ValueError, ["sample=", "['csv']", "convert string: x"], {}),
 ]

@@ -116,3 +116,20 @@ def test_bad_empty_baseline_fails_validate_naming_the_feature(tmp_path_factory):
     result = validate(path)["baselines_run"]
     assert result.status == "FAIL"
     assert "feature 'thal'" in result.reason and "baseline ''" in result.reason
+
+
+def test_feature_space_inference_model_per_raw_feature(tmp_path_factory):
+    """keras.io's FeatureSpace: Discretization bins, a hashed cross, lookups
+    without OOV; both methods attribute per raw feature, the cross on its own."""
+    _, _, inference_model, rows = feature_space_models()
+    path = export(inference_model, tmp_path_factory, "fs_inference")
+    assert validate(path).ok
+    instances = rows_as_instances(rows, 3)
+    for method, options in (("integrated-gradients", {}), ("sampled-shapley", {"path_count": 8})):
+        response = quiet(explain, path, instances, method=method, **options)
+        for a in units(response):
+            assert set(a.feature_attributions) == {"age", "chol", "cp", "sex", "thal", "sex_X_age"}
+            # a category, a bin or a crossed bucket is one number; a [None, 1] number stays [1]
+            assert all(np.size(v) == 1 for v in a.feature_attributions.values())
+            assert np.ndim(a.feature_attributions["thal"]) == 0
+        assert_complete(response, exact=method == "sampled-shapley")

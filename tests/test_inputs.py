@@ -70,3 +70,79 @@ def test_wrong_shape_names_input_and_shapes():
 def test_unordered_specs_refuse_a_list_of_inputs():
     with pytest.raises(InputError, match="order is not recorded: give a dict"):
         as_input_dict([["Cat"], [3], [1.0]], PETS, ordered=False)
+
+
+# --- the exporter's sample= takes the same forms ------------------------------------
+
+import keras  # noqa: E402
+
+from xai_callback import XaiExportCallback, export_explainable_model  # noqa: E402
+from xai_callback.callbacks.config import serialize_options  # noqa: E402
+from xai_callback.layout import SAMPLE_FILE, extra_path  # noqa: E402
+from xai_callback.tensor_io import decode_tensor_dict  # noqa: E402
+from xai_callback import storage  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    """A trained model with inputs `size` (2 numbers) and `count` (1 number), in that order."""
+    keras.utils.set_random_seed(0)
+    size, count = keras.Input((2,), name="size"), keras.Input((1,), name="count")
+    hidden = keras.layers.Dense(4, activation="tanh")(keras.layers.Concatenate()([size, count]))
+    model = keras.Model([size, count], keras.layers.Dense(1, name="score")(hidden))
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(32, 2)).astype("float32"), rng.normal(size=(32, 1)).astype("float32")]
+    model.fit(x, rng.normal(size=(32, 1)), epochs=1, verbose=0)
+    return model, x
+
+
+def stored_sample(path):
+    return {k: v.numpy() for k, v in decode_tensor_dict(
+        storage.read_json(extra_path(str(path), SAMPLE_FILE))).items()}
+
+
+@pytest.mark.parametrize("form", ["list", "tuple", "dict-with-label", "flat-count"])
+def test_exporter_sample_as_model_predict_takes_it(two_inputs, tmp_path, form):
+    model, (size, count) = two_inputs
+    sample = {
+        "list": [size[:4], count[:4]],
+        "tuple": (size[:4].tolist(), count[:4].tolist()),
+        "dict-with-label": {"size": size[:4], "count": count[:4], "label": np.zeros(4)},
+        "flat-count": {"size": size[:4], "count": count[:4, 0]},  # [batch] for a [None, 1] input
+    }[form]
+    export_explainable_model(model, str(tmp_path / "e"), sample=sample)
+    stored = stored_sample(tmp_path / "e")
+    assert sorted(stored) == ["count", "size"]
+    np.testing.assert_array_equal(stored["size"], size[:4])
+    np.testing.assert_array_equal(stored["count"], count[:4])
+
+
+def test_exporter_sample_bare_array_and_config_round_trip(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(1, name="y")(inputs))
+    x = np.arange(6, dtype="float32").reshape(2, 3)
+    callback = XaiExportCallback(str(tmp_path / "e"), sample=x)
+    assert serialize_options({"sample": x})["sample"] == x.tolist()
+    restored = XaiExportCallback.from_config(callback.get_config())
+    model.compile("sgd", "mse")
+    model.fit(x, np.zeros((2, 1)), epochs=1, verbose=0, callbacks=[restored])
+    np.testing.assert_array_equal(stored_sample(tmp_path / "e")["x"], x)
+
+
+def test_exporter_sample_that_does_not_fit_names_the_input(two_inputs, tmp_path):
+    model, (size, count) = two_inputs
+    with pytest.raises(InputError, match=r"sample=.*'size'.*float32\[None,2\]") as info:
+        export_explainable_model(model, str(tmp_path / "e"), sample=[size[:4, :1], count[:4]])
+    assert info.value.key == "size"
+    with pytest.raises(InputError, match=r"sample=.*'count'.*missing: \['count'\]"):
+        export_explainable_model(model, str(tmp_path / "e"), sample={"size": size[:4]})
+    assert not (tmp_path / "e").exists()
+
+
+def test_exporter_sample_dataset_is_refused_with_the_batch_to_take(two_inputs, tmp_path):
+    model, _ = two_inputs
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 3), "float32")).batch(2)
+    with pytest.raises(TypeError, match=r"received _BatchDataset.*next\(iter\(dataset\)\)"):
+        export_explainable_model(model, str(tmp_path / "e"), sample=dataset)

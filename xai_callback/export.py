@@ -5,12 +5,15 @@ which weights.
 """
 
 import warnings
+from collections.abc import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from xai_callback import storage
-from xai_callback.errors import ExportVerificationError, SignatureError, SpecError, short_message
+from xai_callback.errors import ExportVerificationError, InputError, SignatureError, SpecError, short_message
 from xai_callback.frontier import ModelPreprocessing
+from xai_callback.inputs import as_input_dict
 from xai_callback.layout import (
     ASSETS_EXTRA,
     FEATURES_FILE,
@@ -105,9 +108,13 @@ class ExplainableExporter:
         extra_signatures: `{name: function}` of further signatures. Reserved
             names (`serving_default`, `xai_model`, `xai_preprocess`) refused.
         output_key: the output to explain when the model has several.
-        sample: a small batch in `serving_default`'s input format (dict keyed
-            by its input names) used to verify the export. Defaults to None: a
-            batch is generated from the input specs when they are numeric.
+        sample: a small batch of `serving_default`'s inputs, used to verify
+            the export; what `model.predict` takes: a dict by input name (keys
+            it does not take are ignored), a list or tuple in input order, an
+            array (numpy string/object arrays too) for a single input, scalars
+            for one instance. Defaults to None: a batch is generated from the
+            input specs (numbers, and the vocabularies of Keras preprocessing
+            layers); inputs only your own functions read (CSV lines) need one.
         explanation_spec: an `ExplanationSpec` or its config dict. Defaults to
             None: every input a numeric feature with zero baseline, integrated
             gradients with 50 steps.
@@ -194,11 +201,7 @@ class ExplainableExporter:
                 raise ValueError(f"extra_signatures has an invalid name {name!r}.")
         if output_key is not None and not isinstance(output_key, str):
             raise TypeError(f"output_key must be a string; received {output_key!r}.")
-        if sample is not None and not isinstance(sample, dict):
-            raise TypeError(
-                "sample must be a dict {input_name: batch} in serving_default's "
-                f"input format; received {type(sample).__name__}."
-            )
+        _check_sample_type(sample)
         if not isinstance(split, bool):
             raise TypeError(f"split must be True or False; received split={split!r}.")
         if not (isinstance(rtol, (int, float)) and rtol >= 0 and isinstance(atol, (int, float)) and atol >= 0):
@@ -356,14 +359,13 @@ class ExplainableExporter:
 
     def _resolve_sample(self, serving):
         if self.sample is not None:
-            missing = sorted(set(serving.input_specs) - set(self.sample))
-            if missing:
-                raise ValueError(
-                    f"sample has keys {sorted(self.sample)} but serving_default takes "
-                    f"{sorted(serving.input_specs)} (missing: {missing})."
-                )
-            return {k: _sample_tensor(self.sample[k], k, spec)
-                    for k, spec in serving.input_specs.items()}
+            sample = self.sample
+            if isinstance(sample, Mapping) and not set(serving.input_specs) - set(sample):
+                sample = {key: sample[key] for key in serving.input_specs}  # e.g. a label column
+            try:
+                return as_input_dict(sample, serving.input_specs, owner=SERVING_DEFAULT)
+            except InputError as e:
+                raise InputError(f"sample= does not fit serving_default: {e}", key=e.key) from None
         if not self.verify:
             return None
         return generate_sample(
@@ -559,21 +561,17 @@ def _resources_of(owners):
     return found
 
 
-def _sample_tensor(value, key, spec):
-    """`sample[key]` as a tensor of `spec`; a mismatch names the key now, not at export."""
-    try:
-        tensor = tf.convert_to_tensor(value, spec.dtype)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"sample[{key!r}] cannot be read as {describe_spec(spec)} for "
-            f"serving_default: {e}"
-        ) from None
-    if not spec.shape.is_compatible_with(tensor.shape):
-        raise ValueError(
-            f"sample[{key!r}] has shape {tensor.shape.as_list()}, but serving_default "
-            f"input {key!r} is {describe_spec(spec)}."
-        )
-    return tensor
+def _check_sample_type(sample):
+    """`sample=` is what `model.predict` takes; anything else is named now."""
+    if sample is None or isinstance(sample, (Mapping, list, tuple, np.ndarray, tf.Tensor, str, bytes,
+                                             int, float, np.generic)):
+        return
+    hint = (" Take one batch of it: sample=next(iter(dataset)) (its x part when it yields (x, y))."
+            if isinstance(sample, tf.data.Dataset) else "")
+    raise TypeError(
+        "sample must be a batch of serving_default's inputs: a dict {input_name: batch}, a "
+        "list or tuple of batches in input order, or one array for a single input; "
+        f"received {type(sample).__name__}.{hint}")
 
 
 def export_explainable_model(model, export_dir, **options):

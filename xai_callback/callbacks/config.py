@@ -67,8 +67,13 @@ def serialize_options(options):
         from xai_callback.spec import ExplanationSpec
 
         out["explanation_spec"] = ExplanationSpec.coerce(out["explanation_spec"]).get_config()
-    if out.get("sample") is not None:
-        out["sample"] = {key: _plain(value, f"sample[{key!r}]") for key, value in out["sample"].items()}
+    sample = out.get("sample")
+    if isinstance(sample, collections.abc.Mapping):
+        out["sample"] = {key: _plain(value, f"sample[{key!r}]") for key, value in sample.items()}
+    elif isinstance(sample, (list, tuple)):  # one batch per input, in input order
+        out["sample"] = [_plain(value, f"sample[{i}]") for i, value in enumerate(sample)]
+    elif sample is not None:  # one array for a single input
+        out["sample"] = _plain(sample, "sample")
     if out.get("track"):
         out["track"] = [_import_string(obj, f"track[{i}]") for i, obj in enumerate(out["track"])]
     return out

@@ -23,12 +23,16 @@ functions inside one graph, chunks in a `tf.while_loop`. Row and item results
 are accumulated in float64 either way.
 """
 
+import threading
+
 import numpy as np
 import tensorflow as tf
 
 from xai_callback.explain.base import AttributionAlgorithm
 
 _INDEX = tf.TensorSpec([], tf.int64)
+# Held while a compiled function is traced (see `compiled`); re-entrant for nested traces.
+_TRACING = threading.RLock()
 
 
 def run(problem, method, report=None, report_key=None):
@@ -166,11 +170,19 @@ def compiled(cache, key, fn, args, autograph=False):
     """`fn` as a concrete `tf.function` for the signature of `args` (leading dimensions
     free), cached in `cache` under `key` and that signature."""
     key = (key, tuple(_leaf_signature(args)))
-    if key not in cache:
-        # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
-        cache[key] = tf.function(fn, input_signature=[_specs(a) for a in args],
-                                 autograph=autograph).get_concrete_function()
-    return cache[key]
+    found = cache.get(key)
+    if found is None:
+        # TensorFlow builds the gradient functions of a loaded signature without
+        # a lock: two threads tracing at once can fail ("'NoneType' object is
+        # not iterable"). Traces are made one at a time; calls run in parallel.
+        with _TRACING:
+            found = cache.get(key)
+            if found is None:
+                # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
+                found = cache[key] = tf.function(
+                    fn, input_signature=[_specs(a) for a in args],
+                    autograph=autograph).get_concrete_function()
+    return found
 
 
 def compiled_call(cache):

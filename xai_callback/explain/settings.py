@@ -184,6 +184,12 @@ def _method(parameters, method, overrides):
             f"The explanation parameters set {len(in_file)} methods {in_file}; exactly "
             "one is allowed (Google's client would silently keep the last)."
         )
+    if not in_file and "examples" in parameters and method is None:
+        known = sorted({c.name for c in method_classes()})
+        raise MethodNotSupportedError(
+            "The parameters ask for example-based explanations ('examples': nearest training "
+            "examples from a Vertex index), which are not computed locally; pass method= one "
+            f"of {known} for attributions instead.")
     file_key = in_file[0] if in_file else "integratedGradientsAttribution"
     file_config = parameters.get(file_key) or {}
     if method is not None:
