@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's start-up info and warning lines (errors still show).
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv install install-test demo test bench clean
+.PHONY: venv install install-test demo lint test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,11 @@ demo: install
 		--output $(DEMO_DIR)_explanations.json --plot $(DEMO_DIR)_attributions.png
 	@echo "Explanations: $(DEMO_DIR)_explanations.json, plot: $(DEMO_DIR)_attributions.png"
 
-test: install-test
+# Pyflakes' checks (undefined names, unused imports): seconds, before a suite of minutes.
+lint: install-test
+	$(PY) -m ruff check --quiet --no-cache --select F xai_callback tests examples benchmarks
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-test

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, ExportFailedError, XaiExportCallback
 from xai_callback import placement, storage, writers
-from xai_callback.layout import PROVENANCE_FILE, extra_path
+from xai_callback.layout import PROVENANCE_FILE
 from xai_callback.provenance import read_provenance
 
 from faults import Faults, Killed

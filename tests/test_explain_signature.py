@@ -22,7 +22,6 @@ from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.explain.signature import explain_signature_function, signature_outputs
 from xai_callback.layout import (
     FEATURES_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
-from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.signatures import compose
 
 CLASSES = ["low", "mid", "high"]

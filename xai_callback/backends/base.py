@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from xai_callback.errors import ExportVerificationError, ModelConversionError
 from xai_callback.samples import generate_sample
-from xai_callback.signatures import SignatureFunction, flatten_outputs, model_signature_function
+from xai_callback.signatures import flatten_outputs, model_signature_function
 from xai_callback.verify import _check_close
 
 
