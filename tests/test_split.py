@@ -37,6 +37,12 @@ def export(model, tmp_path_factory, name, **options):
     return result, path, tf.saved_model.load(path)
 
 
+def trained_and_exported(build, tmp_path_factory, name):
+    """`(model, rows, result, path, loaded)` of a model from `preprocessing_models`."""
+    model, rows = build()
+    return (model, rows) + export(model, tmp_path_factory, name)
+
+
 def as_tensors(rows):
     return {k: tf.constant(rows[k]) for k in sorted(rows)}
 
@@ -67,9 +73,7 @@ def assert_contract_holds(loaded, model, rows, output_key):
 
 @pytest.fixture(scope="module")
 def petfinder(tmp_path_factory):
-    model, rows = petfinder_model()
-    result, path, loaded = export(model, tmp_path_factory, "petfinder")
-    return model, rows, result, path, loaded
+    return trained_and_exported(petfinder_model, tmp_path_factory, "petfinder")
 
 
 def lookup_sizes(model):
@@ -154,9 +158,7 @@ def _has_granularity():
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory):
-    model, rows = text_classifier()
-    result, path, loaded = export(model, tmp_path_factory, "text")
-    return model, rows, result, path, loaded
+    return trained_and_exported(text_classifier, tmp_path_factory, "text")
 
 
 def test_text_model_is_split_at_the_token_embeddings(text):
@@ -262,9 +264,7 @@ def test_unsplit_raw_baselines_are_values_the_lookups_accept(feature_space, tmp_
 
 @pytest.fixture(scope="module")
 def wide_deep(tmp_path_factory):
-    model, rows = wide_deep_model()
-    result, path, loaded = export(model, tmp_path_factory, "wide_deep")
-    return model, rows, result, path, loaded
+    return trained_and_exported(wide_deep_model, tmp_path_factory, "wide_deep")
 
 
 def test_wide_and_deep_groups_the_encodings_of_one_raw_feature(wide_deep):
