@@ -46,9 +46,13 @@ def explain_call(model, body):
                          google_status="FAILED_PRECONDITION")
     options = explain_options(body.get("parameters"))
     explainer = overridden_explainer(model.explainer, body.get("explanationSpecOverride"))
+    numeric = model.explain_inputs.numeric
 
     def run():
-        return explainer.explain_instances(instances, **options).to_dict()
+        arrays = numeric.arrays(instances)  # plain numbers: decoded at once
+        if arrays is None:
+            return explainer.explain_instances(instances, **options).to_dict()
+        return explainer.explain(arrays, **options).to_dict()
 
     return run, settings_key(options, body.get("explanationSpecOverride"))
 
