@@ -1,4 +1,8 @@
-"""Training overhead: fit with XaiExportCallback(save_best_only=True) vs no callback vs ModelCheckpoint."""
+"""Training overhead: fit with XaiExportCallback(save_best_only=True) vs no callback vs ModelCheckpoint.
+
+`--backend jax|torch` runs every fit on that Keras backend (KERAS_BACKEND in
+the fresh process of each fit).
+"""
 
 import argparse
 import shutil
@@ -123,20 +127,24 @@ def overhead_table(results):
 def main(argv=None):
     parser = common.base_parser(__doc__)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax", "torch"),
+                        help="Keras backend of the fits (default tensorflow)")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.worker:
         common.report(fit_once(args.worker, settings))
         return
     repeats = 1 if args.quick else args.repeats
-    if args.quick:  # Smoke check: in this process, no fresh interpreters.
+    if args.quick and args.backend == "tensorflow":  # Smoke check: in this process.
         run = lambda variant: fit_once(variant, settings)  # noqa: E731
     else:
-        run = lambda variant: common.run_fresh(__file__, "--worker", variant)  # noqa: E731
+        run = lambda variant: common.run_fresh(  # noqa: E731
+            __file__, "--worker", variant, *(["--quick"] if args.quick else []),
+            env={"KERAS_BACKEND": args.backend})
     results = common.interleaved(list(VARIANTS), repeats, run, warmup=args.quick)
     steps = -(-int(settings["rows"] * 0.8) // settings["batch"])
-    print(f"## Training overhead ({repeats} interleaved runs per variant, "
-          f"{'in one process' if args.quick else 'each in a fresh process'}; "
+    print(f"## Training overhead on the {args.backend} backend ({repeats} interleaved runs per variant, "
+          f"{'in one process' if args.quick and args.backend == 'tensorflow' else 'each in a fresh process'}; "
           f"{settings['rows']} rows × {settings['features']} features, validation_split=0.2, "
           f"batch {settings['batch']} ({steps} steps/epoch), {settings['epochs']} epochs, "
           f"MLP {settings['features']}→{'→'.join(map(str, settings['hidden']))}→1, monitor val_loss)\n")

@@ -69,10 +69,14 @@ def interleaved(names, repeats, run_one, warmup=True):
     return results
 
 
-def run_fresh(script, *args):
-    """Runs `script` in a fresh Python process; returns the dict it reported with `report()`."""
+def run_fresh(script, *args, env=None):
+    """Runs `script` in a fresh Python process; returns the dict it reported with `report()`.
+
+    `env`: variables set for that process (e.g. KERAS_BACKEND) on top of this one's.
+    """
     proc = subprocess.run(
-        [sys.executable, script, *map(str, args)], capture_output=True, text=True, check=False
+        [sys.executable, script, *map(str, args)], capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})},
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
@@ -139,12 +143,20 @@ def markdown_table(headers, rows):
 
 def machine_note():
     """One line on where the numbers come from."""
+    import importlib.metadata
+
     import tensorflow as tf
     import keras
 
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    others = []
+    for package in ("jax", "torch"):
+        try:
+            others.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only; "
-        f"Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}; "
-        f"load average at end {load}"
+        f"Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}"
+        f"{''.join(', ' + o for o in others)}; load average at end {load}"
     )

@@ -6,6 +6,8 @@ object `{"class_name": "xai_callback>XaiExportCallback", "config": {...}}`,
 built by Keras' own `deserialize_keras_object`. Functions are import strings
 ("module:function"); examples/ is put on `sys.path` so `config_functions` is
 importable. With `TF_USE_LEGACY_KERAS=1` the same config trains with tf-keras.
+Sections written for Hydra (`{"_target_": ..., **arguments}`, see
+hydra/train.yaml and train_with_hydra.py) are built by `hydra.utils.instantiate`.
 
     python examples/train_from_config.py examples/train_config.yaml --export-dir /tmp/from_config
 """
@@ -47,6 +49,8 @@ def build_callback(spec):
     registered for serialization, such as "xai_callback>XaiExportCallback",
     through Keras' own `deserialize_keras_object`.
     """
+    if "_target_" in spec:
+        return instantiate(spec)
     keras = keras_module()
     builtin = getattr(keras.callbacks, spec["class_name"], None)
     if isinstance(builtin, type):  # Built-ins have no from_config.
@@ -54,9 +58,34 @@ def build_callback(spec):
     return keras.saving.deserialize_keras_object(spec)
 
 
+def instantiate(section):
+    """A Hydra-style section `{"_target_": "module.name", **arguments}` built by Hydra."""
+    from hydra.utils import instantiate as hydra_instantiate
+
+    return hydra_instantiate(section, _convert_="all")
+
+
 def _call(section, where):
+    if "_target_" in section:
+        return instantiate(section)
     fn = resolve_import_string(section["function"], f"{where}.function")
     return fn(**section.get("args", {}))
+
+
+def _has_target(value):
+    """Whether a Hydra `_target_` appears anywhere in `value`."""
+    if isinstance(value, dict):
+        return "_target_" in value or any(_has_target(v) for v in value.values())
+    return isinstance(value, list) and any(_has_target(v) for v in value)
+
+
+def _with_export_dir(spec, export_dir):
+    """`spec` of an XaiExportCallback with `export_dir` replaced (Keras or Hydra form)."""
+    if spec.get("_target_", "").endswith("XaiExportCallback"):
+        return {**spec, "export_dir": export_dir}
+    if spec.get("class_name", "").endswith("XaiExportCallback"):
+        return {**spec, "config": {**spec["config"], "export_dir": export_dir}}
+    return spec
 
 
 def train_from_config(config, export_dir=None):
@@ -83,17 +112,15 @@ def train_from_config(config, export_dir=None):
     x, y = _call(config["data"], "data")
     model = _call(config["model"], "model")
     compile_args = dict(config.get("compile", {}))
+    if _has_target(compile_args):
+        compile_args = instantiate(compile_args)  # optimizer and metrics as Hydra targets
     # Resolved here: tf-keras' compile maps over a dict optimizer's leaves.
     compile_args["optimizer"] = keras.optimizers.get(compile_args.get("optimizer", "rmsprop"))
     compile_args["metrics"] = [keras.metrics.get(m) for m in compile_args.get("metrics", [])]
     model.compile(**compile_args)
     specs = config.get("callbacks", [])
     if export_dir is not None:
-        specs = [
-            {**s, "config": {**s["config"], "export_dir": export_dir}}
-            if s["class_name"].endswith("XaiExportCallback") else s
-            for s in specs
-        ]
+        specs = [_with_export_dir(s, export_dir) for s in specs]
     callbacks = [build_callback(spec) for spec in specs]
     history = model.fit(x, y, callbacks=callbacks, **config.get("fit", {}))
     return model, history, callbacks
@@ -105,6 +132,11 @@ def main(argv=None):
     parser.add_argument("--export-dir", help="overrides the callbacks' export_dir")
     args = parser.parse_args(argv)
     _, history, callbacks = train_from_config(load_config(args.config), args.export_dir)
+    report(history, callbacks)
+
+
+def report(history, callbacks):
+    """Prints the exports written and the training history."""
     for callback in callbacks:
         if getattr(callback, "last_export", None) is not None:
             print(callback.last_export.describe())

@@ -121,6 +121,8 @@ CASES = [
     ("output-key-unknown", ok_dir, dict(output_key="cost"), ValueError, ["output_key='cost'", "['score']"], {}),
     ("output-key-not-a-string", ok_dir, dict(output_key=3), TypeError, ["output_key", "3"], {}),
     ("rtol-negative", ok_dir, dict(rtol=-1), ValueError, ["rtol=-1"], {}),
+    ("explain-signature-not-bool", ok_dir, dict(explain_signature="yes"), TypeError,
+     ["explain_signature", "'yes'"], {}),
     ("import-string-unresolved", ok_dir, dict(preprocess_fn="no_such_module_xyz:parse"), ValueError,
      ["preprocess_fn='no_such_module_xyz:parse'"], {}),
     ("import-string-no-attribute", ok_dir, dict(preprocess_fn="models:no_such_function"), ValueError,
@@ -143,6 +145,17 @@ CASES = [
     ("preprocess-int-for-float", ok_dir, dict(preprocess_fn=preprocess_returning(
         lambda f: {"feats": tf.cast(f, tf.int64)}), sample={"csv": ["1,2,3,4"]}), ValueError,
      ["'feats' is int64", "float32", "tf.cast"], {}),
+    ("smoothgrad-without-sigma", ok_dir, dict(explanation_spec=dict(method={
+        "integratedGradientsAttribution": {"stepCount": 5, "smoothGradConfig": {"noisySampleCount": 3}}})),
+     ValueError, ["noise_sigma", "got None"], {}),
+    ("model-stops-gradient", ok_dir, dict(model_fn=(
+        lambda feats: {"score": tf.reduce_sum(tf.stop_gradient(feats), axis=1, keepdims=True)}, FEATS)),
+     ValueError, ["feature 'feats'", "`gradient` got None"], {}),
+    ("model-casts-to-int", ok_dir, dict(model_fn=(lambda feats: {"score": tf.cast(
+        tf.reduce_sum(tf.cast(feats, tf.int32), axis=1, keepdims=True), tf.float32)}, FEATS)),
+     ValueError, ["feature 'feats'", "`gradient` got None"], {}),
+    ("sample-fails-in-serving", ok_dir, dict(preprocess_fn=parse_csv, sample={"csv": ["1,2,x,4"]}),
+     ValueError, ["sample=", "['csv']", "convert string: x"], {}),
 ]
 
 

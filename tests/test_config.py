@@ -1,5 +1,6 @@
 """Training configs: get_config/from_config, Keras serialization, import strings,
-and a training run built entirely from examples/train_config.yaml."""
+Hydra's instantiate, and training runs built entirely from examples/train_config.yaml
+and examples/hydra/train.yaml."""
 
 import importlib.util
 import inspect
@@ -74,6 +75,7 @@ EVERY_ARGUMENT = dict(
     keep=3,
     split=False,
     store_sample=False,
+    explain_signature=True,
 )
 
 parse_line_with_signature = tf.function(parse_line, input_signature=LINE_SPEC)
@@ -185,27 +187,39 @@ def _load_example():
     return module
 
 
-@pytest.fixture(scope="module")
-def trained_from_yaml(tmp_path_factory):
-    pytest.importorskip("yaml", reason="the example config is YAML (pyyaml, extra xai-callback[yaml])")
+@pytest.fixture(scope="module", params=["keras", "hydra"])
+def trained_from_config(request, tmp_path_factory):
+    """The example run from examples/train_config.yaml (Keras-serialized objects)
+    or examples/hydra/train.yaml (Hydra `_target_`s, composed by Hydra)."""
     example = _load_example()
-    config = example.load_config(os.path.join(REPO_DIR, "examples", "train_config.yaml"))
-    export_dir = str(tmp_path_factory.mktemp("from_yaml") / "export")
+    export_dir = str(tmp_path_factory.mktemp(f"from_{request.param}") / "export")
+    if request.param == "keras":
+        pytest.importorskip("yaml", reason="the example config is YAML (pyyaml, extra xai-callback[yaml])")
+        config = example.load_config(os.path.join(REPO_DIR, "examples", "train_config.yaml"))
+        spec = config["callbacks"][0]["config"]["explanation_spec"]
+    else:
+        pytest.importorskip("hydra", reason="hydra-core (in the test extra)")
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+
+        with initialize_config_dir(config_dir=os.path.join(REPO_DIR, "examples", "hydra"), version_base=None):
+            config = OmegaConf.to_container(compose("train", overrides=[f"export_dir={export_dir}"]), resolve=True)
+        spec = config["callbacks"][0]["explanation_spec"]
     model, history, callbacks = example.train_from_config(config, export_dir=export_dir)
-    return config, model, history, callbacks, export_dir
+    return spec, model, history, callbacks, export_dir
 
 
-def test_yaml_config_builds_the_callbacks_through_keras(trained_from_yaml):
-    config, _, _, callbacks, _ = trained_from_yaml
+def test_config_file_builds_the_callbacks(trained_from_config):
+    spec, _, _, callbacks, _ = trained_from_config
     assert [type(c).__name__ for c in callbacks] == ["XaiExportCallback", "EarlyStopping"]
     ours = callbacks[0]
+    assert isinstance(ours, XaiExportCallback)
     assert ours.policy.monitor == "val_auc" and ours.policy.direction == "max"
-    spec = config["callbacks"][0]["config"]["explanation_spec"]
     assert ExplanationSpec.coerce(ours.get_config()["explanation_spec"]) == ExplanationSpec.coerce(spec)
 
 
-def test_yaml_config_training_exports_the_best_epoch(trained_from_yaml):
-    _, model, history, callbacks, export_dir = trained_from_yaml
+def test_config_file_training_exports_the_best_epoch(trained_from_config):
+    _, model, history, callbacks, export_dir = trained_from_config
     val_auc = history.history["val_auc"]
     loaded = tf.saved_model.load(export_dir)
     assert sorted(loaded.signatures) == ["serving_default", "xai_model", "xai_preprocess"]
@@ -222,3 +236,29 @@ def test_yaml_config_training_exports_the_best_epoch(trained_from_yaml):
     got = loaded.signatures["serving_default"](csv_line=lines)["score"].numpy()
     x = np.array([[0.5, -1.0, 0.25, 2.0], [-0.3, 0.8, 1.1, -0.6]], "float32")
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# -- Hydra's instantiate ------------------------------------------------------------
+
+
+def test_hydra_instantiate_builds_the_callback_the_constructor_builds(tmp_path):
+    """Nested sections arrive as OmegaConf DictConfig/ListConfig (no `_convert_`)."""
+    pytest.importorskip("hydra", reason="hydra-core (in the test extra)")
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    arguments = {
+        "export_dir": str(tmp_path / "export"), "monitor": "loss", "save_best_only": True,
+        "preprocess_fn": "test_config:parse_line_with_signature", "sample": {"line": LINES},
+        "explanation_spec": SPEC.get_config(),
+    }
+    section = OmegaConf.create({"_target_": "xai_callback.XaiExportCallback", **arguments})
+    callback = instantiate(section)
+    assert isinstance(callback, XaiExportCallback)
+    assert callback.get_config() == XaiExportCallback(**arguments).get_config()
+    model = mlp()
+    x, y = tabular_data(rows=32)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert sorted(tf.saved_model.load(arguments["export_dir"]).signatures) == [
+        "serving_default", "xai_model", "xai_preprocess"]
+    assert callback.last_export.parameters == {"sampledShapleyAttribution": {"pathCount": 7}, "topK": 1}

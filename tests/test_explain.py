@@ -366,3 +366,76 @@ def test_option_of_another_method_is_refused(linear_dir):
         explain(linear_dir, X.tolist(), path_count=5)
     with pytest.raises(MethodNotSupportedError, match="'gradcam'"):
         explain(linear_dir, X.tolist(), method="gradcam")
+
+
+# --- honest quality signals ----------------------------------------------------
+
+SIX = np.array([[1.0, 1.2, 0.9, 1.1, 1.3, 0.8], [0.7, 1.4, 1.0, 1.2, 0.9, 1.1]], np.float32)
+
+
+def product(x):
+    """Pure interaction: only the full coalition moves the output from a zero baseline."""
+    return {"y": tf.reduce_prod(x, axis=1)}
+
+
+def test_shapley_warning_advises_more_paths_only_below_the_maximum():
+    explainer = Explainer(product)
+    with pytest.warns(UserWarning, match=r"raise pathCount .*now 10.*about [0-9.]+ at 50"):
+        explainer.explain({"x": SIX}, method="sampled-shapley", path_count=10)
+    with pytest.warns(UserWarning) as caught:
+        response = explainer.explain({"x": SIX}, method="sampled-shapley", path_count=50)
+    message = str(caught[0].message)
+    assert "already Vertex's maximum (50)" in message and "raise pathCount" not in message
+    for a in (a for e in response.explanations for a in e.attributions):
+        # the sum stays exact whatever the sampling error
+        assert np.sum(a.feature_attributions["x"]) == pytest.approx(
+            a.instance_output_value - a.baseline_output_value, abs=1e-5)
+
+
+def test_shapley_takes_every_order_when_there_are_few_players():
+    response = Explainer(product).explain({"x": SIX[:, :3]}, method="sampled-shapley", path_count=6)
+    for row, a in zip(SIX[:, :3], (a for e in response.explanations for a in e.attributions)):
+        np.testing.assert_allclose(a.feature_attributions["x"], np.full(3, np.prod(row) / 3), rtol=1e-6)
+        assert a.approximation_error == 0.0
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-14])
+def test_output_blind_to_its_input_warns(scale):
+    def blind(x):
+        return {"y": scale * tf.reduce_sum(x, axis=1) + 1.0}
+
+    with pytest.warns(UserWarning, match=r"does not respond to the explained inputs.*numerical noise"):
+        Explainer(blind).explain({"x": X})
+
+
+def test_validate_warns_when_the_output_ignores_the_features(tmp_path):
+    spec = tf.TensorSpec([None, 3], tf.float32, name="x")
+    fn = tf.function(lambda x: {"y": 1e-14 * tf.reduce_sum(x, axis=1) + 1.0}, input_signature=[spec])
+    from xai_callback import validate
+
+    report = validate(ex.save_export(tmp_path / "1", tf.Module(), fn, fn))
+    assert report.ok and report["baselines_run"].status == "WARN"
+    assert "same at the baselines and at all 4 sample instances" in report["baselines_run"].reason
+    assert "(1 with a warning)" in str(report)
+
+
+def test_float16_model_warning_names_rounding_not_steps(tmp_path):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = keras.layers.Dense(1)
+        layer.build((None, 2))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    layer.set_weights([np.full((2, 1), 0.1, np.float32), np.array([100.0], np.float32)])
+    spec = tf.TensorSpec([None, 2], tf.float32, name="x")
+    fn = tf.function(lambda x: {"y": tf.cast(layer(x), tf.float32)}, input_signature=[spec])
+    module = tf.Module()
+    module.layer = layer
+    path = ex.save_export(tmp_path / "1", module, fn, fn)
+    with pytest.warns(UserWarning) as caught:
+        explain(path, [[0.25, 0.2]], step_count=50)
+    message = str(caught[0].message)
+    assert "float16" in message and "no stepCount removes" in message
+    assert not message.split(":", 1)[1].strip().startswith("raise stepCount")

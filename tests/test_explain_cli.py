@@ -152,3 +152,74 @@ def test_tabular_plot_to_png(csv_dir, tmp_path):
     path = plot_explanations(response, tmp_path / "bars.png")
     with open(path, "rb") as f:
         assert f.read(8) == PNG_MAGIC
+
+
+# --- raw features, tokens, noise ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def text_dir(tmp_path_factory):
+    import split_exports as se
+
+    return se.text_split_export(tmp_path_factory.mktemp("text") / "1", epochs=1)[0]
+
+
+def test_text_plot_shows_each_token_coloured_by_attribution(text_dir, tmp_path):
+    from xai_callback.explain.plot import COLOR_MAPS, explanation_figure
+
+    response = explain(text_dir, ["the movie was great"])
+    figure = explanation_figure(response)
+    (ax,) = figure.axes
+    drawn = [t for t in ax.texts if t.get_bbox_patch() is not None]
+    assert [t.get_text() for t in drawn] == ["the", "movie", "was", "great"]  # no padding
+    values = response.explanations[0].attributions[0].feature_attributions["text"][:4]
+    strongest = int(np.argmax(np.abs(values)))
+    expected = COLOR_MAPS["PINK_WHITE_GREEN"](0.5 + 0.5 * np.sign(values[strongest]))
+    np.testing.assert_allclose(drawn[strongest].get_bbox_patch().get_facecolor(), expected)
+    assert "text" in ax.get_title()
+    plot = tmp_path / "tokens.png"
+    plot_explanations(response, plot)
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bars_are_labelled_with_raw_names_and_values():
+    from matplotlib.figure import Figure
+
+    from xai_callback.explain.plot import draw_bar_chart
+
+    ax = Figure().subplots()
+    draw_bar_chart(ax, {"Type": np.float64(0.3), "Fee": np.array([-0.1]), "sex_X_age": np.float64(0.05),
+                        "iris": np.array([0.2, -0.01])},
+                   {"iris": {"indexFeatureMapping": ["sl", "sw"]}},
+                   values={"Type": b"Cat", "Fee": np.float32(100.0), "sex_X_age": np.array(["1", "60"])})
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(labels) == sorted(["Type = Cat", "Fee = 100", "sex_X_age", "sl", "sw"])
+
+
+def test_noise_is_not_rescaled_into_a_heat_map(tmp_path):
+    import tensorflow as tf
+
+    from xai_callback.explain import Explainer
+    from xai_callback.explain.plot import explanation_figure
+
+    metadata = {"inputs": {"image": {"inputTensorName": "image", "modality": "image"}},
+                "outputs": {"y": {"outputTensorName": "y"}}}
+    blind = Explainer(lambda image: {"y": 1e-14 * tf.reduce_sum(image, axis=[1, 2, 3]) + 1.0}, metadata)
+    with pytest.warns(UserWarning, match="does not respond"):
+        response = blind.explain({"image": np.random.default_rng(0).random((1, 8, 8, 3), np.float32)})
+    (ax,) = explanation_figure(response).axes
+    assert "attributions ~0" in ax.get_title()
+    overlay = ax.get_images()[-1].get_array()
+    assert np.all(np.asarray(overlay)[..., 3] == 0)  # a fully transparent heat layer
+
+
+def test_granularity_flag(text_dir, tmp_path, capsys):
+    instances = tmp_path / "texts.jsonl"
+    instances.write_text('"the movie was great"\n')
+    assert run_cli(text_dir, "--instances", instances) == 0
+    raw = json.loads(capsys.readouterr().out)["explanations"][0]
+    assert raw["tokens"]["text"][:4] == ["the", "movie", "was", "great"]
+    assert len(raw["attributions"][0]["featureAttributions"]["text"]) == 8
+    assert run_cli(text_dir, "--instances", instances, "--granularity", "encoded") == 0
+    encoded = json.loads(capsys.readouterr().out)["explanations"][0]
+    assert "tokens" not in encoded
+    assert np.shape(encoded["attributions"][0]["featureAttributions"]["text"]) == (8, 3)

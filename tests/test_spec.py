@@ -284,8 +284,14 @@ DECLARATION_ERRORS = {
     "xrai step count": (lambda: XRAI(step_count=500), SpecError, ["XRAI", "step_count", "500"]),
     "shapley path count 51": (lambda: SampledShapley(path_count=51), SpecError,
                               ["path_count", "51", "1 to 50"]),
-    "noisy sample count 0": (lambda: SmoothGrad(noisy_sample_count=0), SpecError,
+    "noisy sample count 0": (lambda: SmoothGrad(noise_sigma=0.1, noisy_sample_count=0), SpecError,
                              ["noisy_sample_count", "0", "1 to 50"]),
+    "smoothgrad without a sigma": (lambda: SmoothGrad(), SpecError,
+                                   ["noise_sigma", "got None", "feature_noise_sigma", "no default"]),
+    "smoothgrad json without a sigma": (
+        lambda: ExplanationSpec(method={"integratedGradientsAttribution": {
+            "stepCount": 50, "smoothGradConfig": {"noisySampleCount": 5}}}),
+        SpecError, ["noise_sigma", "got None"]),
     "both noise sigmas": (lambda: SmoothGrad(noise_sigma=0.1, feature_noise_sigma={"a": 0.2}),
                           SpecError, ["feature_noise_sigma", "{'a': 0.2}", "not both"]),
     "negative noise sigma": (lambda: SmoothGrad(noise_sigma=-1), SpecError,

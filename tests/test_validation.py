@@ -18,12 +18,14 @@ import tensorflow as tf
 from xai_callback import export_explainable_model, storage
 from xai_callback.cli import main
 from xai_callback.errors import ExportVerificationError, SpecError
+from xai_callback.explain import explain
 from xai_callback.layout import (
-    SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
+    PROVENANCE_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
 from xai_callback.spec import ExplanationSpec, Output, probe_gradients
+from xai_callback.spec.probe import zero_gradient_message
 from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.validation import validate
-from xai_callback.verify import signature_io
+from xai_callback.verify import check_serving_identity, signature_io
 
 from models import N_FEATURES, trained_mlp
 
@@ -32,7 +34,7 @@ RAW = tf.TensorSpec([None, N_FEATURES], tf.float32, name="raw")
 FEATS = tf.TensorSpec([None, N_FEATURES], tf.float32, name="feats")
 RULES = ["signature_set", "xai_model_present", "preprocess_feeds_model", "serving_identity",
          "metadata_format", "metadata_names", "parameter_ranges", "one_method", "baselines",
-         "differentiability"]
+         "differentiability", "baselines_run", "explain_signature"]
 
 
 def seed_signatures(model, serving_shift=SHIFT, preprocess_dtype=tf.float32,
@@ -391,7 +393,7 @@ def test_report_dict_and_text(broken_copy):
 
 def test_cli_validate_exit_codes_and_output(seed_export, broken_copy, tmp_path, capsys):
     assert main(["validate", seed_export]) == 0
-    assert "explanation-ready, 10 rules pass\n" in capsys.readouterr().out
+    assert "explanation-ready, 12 rules pass\n" in capsys.readouterr().out
 
     broken = broken_copy(parameters={"sampledShapleyAttribution": {"pathCount": 99}})
     assert main(["validate", broken, "--json"]) == 1
@@ -426,12 +428,142 @@ def test_command_line_entry_point_exits_1_on_a_broken_export(broken_copy):
     assert "FAIL  parameter_ranges" in done.stdout and "got 0" in done.stdout
 
 
-def test_probe_refuses_an_all_zero_gradient():
+def test_probe_reports_an_all_zero_gradient_as_zero_not_as_an_error():
+    # Zero (not None) gradients come from the weights: the probe reports them,
+    # callers warn; only a missing gradient is an error (issue 10).
     @tf.function(input_signature=[FEATS])
     def ignores_input(feats):
         return {"score": tf.reduce_sum(feats * 0.0, axis=1, keepdims=True) + 1.0}
 
     fn = ignores_input.get_concrete_function()
     metadata, parameters = ExplanationSpec().build(*signature_io(fn))
-    with pytest.raises(SpecError, match="feature 'feats': `gradient` got all zero"):
-        probe_gradients(fn, metadata, parameters, {"feats": tf.ones([2, N_FEATURES])})
+    assert probe_gradients(fn, metadata, parameters, {"feats": tf.ones([2, N_FEATURES])}) == {
+        "feats": 0.0}
+    message = zero_gradient_message({"feats": 0.0}, metadata)
+    assert "['feats']" in message and "'score'" in message and "property of the weights" in message
+    assert zero_gradient_message({"feats": 0.5}, metadata) is None
+
+
+def test_probe_follows_the_path_from_the_baseline():
+    # Saturated at the sample (sigmoid(50) is 1.0 in float32, its gradient 0),
+    # not on the way from the zero baseline: integrated gradients see a gradient.
+    @tf.function(input_signature=[FEATS])
+    def confident(feats):
+        return {"score": tf.sigmoid(20.0 * tf.reduce_sum(feats, axis=1, keepdims=True) - 30.0)}
+
+    fn = confident.get_concrete_function()
+    assert float(fn(feats=tf.ones([1, N_FEATURES]))["score"][0, 0]) == 1.0
+    metadata, parameters = ExplanationSpec().build(*signature_io(fn))
+    largest = probe_gradients(fn, metadata, parameters, {"feats": tf.ones([2, N_FEATURES])})
+    assert largest["feats"] > 0.1
+
+
+def test_saturated_export_passes_differentiability_with_a_note(trained, exports):
+    model, x = trained
+
+    @tf.function(input_signature=[FEATS])
+    def saturated(feats):
+        return {"score": tf.sigmoid(model(feats) * 0.0 + 60.0)}  # 1.0 in float32 everywhere
+
+    path = save_by_hand(exports / "saturated", model,
+                        {"serving_default": saturated, "xai_model": saturated},
+                        sample=encode_tensor_dict({"feats": x[:4]}))
+    report = validate(path)
+    assert report.ok, str(report)
+    reason = report["differentiability"].reason
+    assert "is all zero" in reason and "['feats']" in reason and "property of the weights" in reason
+
+
+# --- tolerances ---------------------------------------------------------------
+
+def drifting_serving(model, factor):
+    """serving_default = xai_model * factor: differs by a relative `factor - 1`."""
+    return (lambda feats: {"score": model(feats) * factor}, [FEATS])
+
+
+def test_validate_uses_the_tolerances_the_export_was_verified_with(trained, exports):
+    # Passed its own check with the default rtol=1e-4; validate (and explain)
+    # used to check with rtol=1e-5 and refused it.
+    model, x = trained
+    path = str(exports / "drift_default")
+    export_explainable_model(model, path, serving_fn=drifting_serving(model, 1 + 8e-5))
+    record = storage.read_json(extra_path(path, PROVENANCE_FILE))
+    assert record["verified_with"] == {"rtol": 1e-4, "atol": 1e-5}
+    report = validate(path)
+    assert report.ok, str(report)
+    assert "rtol=0.0001, atol=1e-05, as the export was verified" in report["serving_identity"].reason
+    response = explain(path, [{"feats": x[0].tolist()}], step_count=4)
+    assert len(response.explanations) == 1
+
+    path = str(exports / "drift_loose")
+    export_explainable_model(model, path, serving_fn=drifting_serving(model, 1.004), rtol=1e-2)
+    assert validate(path).ok
+
+
+def test_validate_without_recorded_tolerances_uses_the_exporter_defaults(trained, exports):
+    model, x = trained
+    path = str(exports / "drift_foreign")
+    drift = drifting_serving(model, 1.004)
+    save_by_hand(path, model, {"serving_default": tf.function(drift[0], input_signature=drift[1]),
+                               "xai_model": seed_signatures(model)["xai_model"]},
+                 sample=encode_tensor_dict({"feats": x[:4]}))
+    report = validate(path)
+    assert statuses(report)["serving_identity"] == "FAIL"
+    assert "rtol=0.0001, atol=1e-05" in report["serving_identity"].reason
+
+
+@pytest.mark.parametrize("dtype, step", [(tf.bfloat16, 2.0 ** -7), (tf.float16, 2.0 ** -10)])
+def test_low_precision_outputs_compare_within_a_few_epsilons(dtype, step):
+    value = tf.constant([[0.5], [1.5]], dtype)
+
+    def returning(output):
+        return tf.function(lambda feats: {"score": output}, input_signature=[FEATS]
+                           ).get_concrete_function()
+
+    def signatures(offset):
+        served = tf.cast(tf.cast(value, tf.float32) + offset, dtype)
+        return {"serving_default": returning(served), "xai_model": returning(value)}
+
+    sample = {"feats": tf.zeros([2, N_FEATURES])}
+    check_serving_identity(signatures(step), sample)  # one unit in the last place at 1.0
+    with pytest.raises(ExportVerificationError, match=f"rtol={4 * step}"):
+        check_serving_identity(signatures(0.25), sample)
+
+
+# --- fields of the Vertex v1 messages ---------------------------------------
+
+def test_every_vertex_v1_field_validates(broken_copy, seed_files):
+    metadata, _ = seed_files
+    metadata = json.loads(json.dumps(metadata))
+    metadata["featureAttributionsSchemaUri"] = "gs://bucket/attributions.yaml"
+    metadata["latentSpaceSource"] = "score"
+    feature = metadata["inputs"]["feats"]
+    feature.update(encoding="IDENTITY", modality="numeric", groupName="all",
+                   featureValueDomain={"minValue": -3, "maxValue": 3, "originalMean": 0,
+                                       "originalStddev": 1},
+                   indicesTensorName="feats", denseShapeTensorName="feats")
+    report = validate(broken_copy(metadata=metadata, parameters={
+        "examples": {"neighborCount": 5, "presets": {"query": "FAST", "modality": "TABULAR"},
+                     "exampleGcsSource": {"dataFormat": "JSONL",
+                                          "gcsSource": {"uris": ["gs://bucket/x.jsonl"]}}},
+        "topK": 1, "outputIndices": [0]}))
+    assert report.ok, str(report)
+    assert "Examples takes no gradients" in report["differentiability"].reason
+
+
+def test_vertex_field_of_the_wrong_type_fails(broken_copy, seed_files):
+    metadata, _ = seed_files
+    metadata = {**metadata, "latentSpaceSource": 3}
+    report = validate(broken_copy(metadata=metadata, parameters={
+        "examples": {"presets": {"modality": "AUDIO"}}}))
+    assert statuses(report)["metadata_format"] == "FAIL"
+    assert "`latentSpaceSource` got 3" in report["metadata_format"].reason
+    assert statuses(report)["parameter_ranges"] == "FAIL"
+    assert "'AUDIO'" in report["parameter_ranges"].reason
+
+
+def test_smoothgrad_without_a_sigma_fails_parameter_ranges(broken_copy):
+    report = validate(broken_copy(parameters={"integratedGradientsAttribution": {
+        "stepCount": 50, "smoothGradConfig": {"noisySampleCount": 3}}}))
+    assert statuses(report)["parameter_ranges"] == "FAIL"
+    assert "`noise_sigma` got None" in report["parameter_ranges"].reason

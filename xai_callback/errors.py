@@ -10,8 +10,36 @@ class SignatureError(ValueError):
     """A signature cannot be built or does not fit the explanation contract."""
 
 
+class ModelConversionError(SignatureError):
+    """A Keras model on JAX or PyTorch cannot be turned into a TensorFlow function.
+
+    Raised before training (`prepare()`, the callback's `on_train_begin`).
+
+    Attributes:
+        layer: name of the layer that failed, when it could be found (or None).
+    """
+
+    def __init__(self, message, layer=None):
+        super().__init__(message)
+        self.layer = layer
+
+
 class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
+
+
+class InputError(ValueError):
+    """Model inputs (instances, a sample) do not fit the signature that takes them.
+
+    Attributes:
+        key: the input key that is wrong (or None).
+        index: position of the offending instance (or None).
+    """
+
+    def __init__(self, message, key=None, index=None):
+        super().__init__(message)
+        self.key = key
+        self.index = index
 
 
 class DestinationError(ValueError, FileExistsError):
@@ -46,3 +74,27 @@ class ExportFailedError(RuntimeError):
     def __init__(self, message, fallback_path=None):
         super().__init__(message)
         self.fallback_path = fallback_path
+
+
+def short_message(error):
+    """One line saying what went wrong (TensorFlow op errors run to pages).
+
+    For "Graph execution error" the op's own message is picked from below
+    the stack of where the op was defined; an `assertion failed: [...]`
+    wrapper is dropped, so a message can quote e.g. the lookup's own assertion.
+    """
+    text = getattr(error, "message", None) or str(error)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    line = lines[0]
+    if line.startswith("Graph execution error"):
+        noise = ("Detected at node", "<stack traces unavailable>", "[[", "{{")
+        own = [candidate.strip() for candidate in lines[1:]
+               if not candidate[0].isspace() and not candidate.startswith(noise)]
+        if own:
+            line = own[-1]
+    line = line.strip()
+    if line.startswith("assertion failed: [") and line.endswith("]"):
+        line = line[len("assertion failed: ["):-1]
+    return line

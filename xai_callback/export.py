@@ -4,10 +4,12 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
+import warnings
+
 import tensorflow as tf
 
 from xai_callback import storage
-from xai_callback.errors import ExportVerificationError, SignatureError
+from xai_callback.errors import ExportVerificationError, SignatureError, SpecError, short_message
 from xai_callback.frontier import ModelPreprocessing
 from xai_callback.layout import (
     ASSETS_EXTRA,
@@ -18,18 +20,19 @@ from xai_callback.layout import (
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
     VERTEX_PARAMETERS_FILE,
+    XAI_EXPLAIN,
     XAI_MODEL,
     XAI_PREPROCESS,
     extra_path,
     join,
 )
-from xai_callback import distribute, placement
+from xai_callback import backends, distribute, placement
 from xai_callback.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures import (
     as_signature_function,
+    model_signature_function,
     check_preprocess_output,
     compose,
-    model_signature_function,
 )
 from xai_callback.samples import (
     GENERATED_SAMPLE_ROWS,
@@ -38,6 +41,8 @@ from xai_callback.samples import (
 )
 from xai_callback.tensor_io import encode_tensor_dict
 from xai_callback.verify import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
     check_preprocess_feeds_model,
     check_serving_identity,
     check_signature_set,
@@ -109,8 +114,12 @@ class ExplainableExporter:
         legacy_metadata: also write the legacy AI Platform
             `explanation_metadata.json`. Defaults to False.
         track: extra trackables (e.g. lookup tables) used by your functions.
-        verify: reload and check the export after writing. Defaults to True.
-        rtol, atol: tolerances of the output comparisons.
+        verify: check the signatures on the sample and probe gradients in
+            `prepare()`, then reload and check the export after writing.
+            Defaults to True.
+        rtol, atol: tolerances of the output comparisons (defaults 1e-4 and
+            1e-5; widened for bfloat16/float16 outputs). Recorded in the
+            provenance, so `validate` checks the export with the same.
         overwrite: replace a non-empty `export_dir` that is not an export of
             ours. Defaults to False.
         versioned: write each export to a new `export_dir/<integer>/` (TF
@@ -134,6 +143,9 @@ class ExplainableExporter:
             (`assets.extra/xai_sample.json`, used by `validate` to re-check the
             export later). It holds rows of your input data: pass False to
             keep them out of the export. Defaults to True.
+        explain_signature: also write `xai_explain`, a signature computing
+            the explanations in-graph (`xai_callback.explain.signature`), so
+            TF Serving and other SavedModel hosts explain. Defaults to False.
 
     Functions may be a `tf.function` with an `input_signature`, a concrete
     function, a `(callable, input_signature)` tuple or a `SignatureFunction`.
@@ -153,13 +165,14 @@ class ExplainableExporter:
         legacy_metadata=False,
         track=None,
         verify=True,
-        rtol=1e-4,
-        atol=1e-5,
+        rtol=DEFAULT_RTOL,
+        atol=DEFAULT_ATOL,
         overwrite=False,
         versioned=False,
         keep=None,
         split=True,
         store_sample=True,
+        explain_signature=False,
     ):
         from xai_callback.spec import ExplanationSpec
 
@@ -204,6 +217,10 @@ class ExplainableExporter:
         if not isinstance(store_sample, bool):
             raise TypeError(f"store_sample must be True or False; received store_sample={store_sample!r}.")
         self.store_sample = store_sample
+        if not isinstance(explain_signature, bool):
+            raise TypeError(
+                f"explain_signature must be True or False; received explain_signature={explain_signature!r}.")
+        self.explain_signature = explain_signature
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -226,6 +243,8 @@ class ExplainableExporter:
             return self
         self.preprocessing = ModelPreprocessing.of(
             self.model, self._raw["preprocess_fn"], self._raw["model_fn"], self.split)
+        # On JAX/PyTorch a TensorFlow copy of the model (xai_callback/backends/).
+        self.converter = backends.for_model(self.model, rtol=self.rtol, atol=self.atol)
         serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
         plan = self.preprocessing.plan
         if plan is not None:
@@ -235,7 +254,7 @@ class ExplainableExporter:
         else:
             model_fn = as_signature_function(self._raw["model_fn"], "model_fn")
             if model_fn is None:
-                model_fn = model_signature_function(self.model, name="model_fn")
+                model_fn = self.converter.signature_function(name="model_fn")
             preprocess = as_signature_function(self._raw["preprocess_fn"], "preprocess_fn")
         extras = {
             name: as_signature_function(fn, f"extra_signatures[{name!r}]")
@@ -260,13 +279,80 @@ class ExplainableExporter:
         self.functions.update(extras)
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
-        self.explanation_spec.build(
-            dict(model_fn.input_specs), model_outputs, output_key=self.output_key,
-            defaults=self.preprocessing.default_features(),
-        )
+        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_outputs)
+        if self.explain_signature:
+            from xai_callback.explain.signature import explain_signature_function
+
+            explainer = explain_signature_function(
+                serving, model_fn, metadata, parameters, preprocess,
+                xai_features=plan.features_description() if plan is not None else None,
+                serving_is_model=self._raw["serving_fn"] is None and plan is None)
+            explainer.concrete_function()
+            self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
+        self._check_before_training()
         self._prepared = True
         return self
+
+    def _build_spec(self, inputs, outputs):
+        """Vertex metadata and parameters for `xai_model`'s specs; the features
+        default to those the model's preprocessing layers describe."""
+        return self.explanation_spec.build(
+            inputs, outputs, output_key=self.output_key,
+            defaults=self.preprocessing.default_features())
+
+    def _check_before_training(self):
+        """Runs the sample and the gradient probe on the live functions.
+
+        What fails here would fail every export after training: a sample the
+        signatures cannot run, or a model no gradient can cross (a
+        stop_gradient, a cast to int: structural, whatever the weights).
+        All-zero gradients are not refused: they depend on the weights and
+        are reported after writing. Both runs also build the functions'
+        graphs once, so the checks after training are only runs.
+        """
+        if not self.verify:
+            return
+        if self._sample is not None:
+            try:
+                self.functions[SERVING_DEFAULT].call_dict(self._sample)
+            except (tf.errors.OpError, TypeError, ValueError) as e:
+                raise SignatureError(
+                    f"serving_default cannot run on the verification sample (sample= keys "
+                    f"{sorted(self._sample)}): {type(e).__name__}: {short_message(e)}"
+                ) from e
+        self._probe_live()
+
+    def _probe_live(self):
+        """Gradient probe of the live `xai_model` along the IG path.
+
+        Returns:
+            `(largest |gradient| per feature, metadata)`; raises `SpecError`
+            when no gradient reaches a feature.
+        """
+        from xai_callback.spec.probe import probe_gradients
+
+        model_fn = self.functions[XAI_MODEL]
+        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_fn.output_specs())
+        if not self.explanation_spec.method.GRADIENT_BASED:
+            return {}, metadata  # nothing to probe, no sample needed
+        live = {name: fn.concrete_function() for name, fn in self.functions.items()}
+        largest = probe_gradients(live[XAI_MODEL], metadata, parameters, self._model_sample(live))
+        return largest, metadata
+
+    def _warn_zero_gradients(self):
+        """After writing only a warning: zero gradients come from the trained
+        weights (a saturated sigmoid, dead ReLUs), not from a broken export."""
+        from xai_callback.spec.probe import zero_gradient_message
+
+        try:
+            largest, metadata = self._probe_live()
+        except SpecError as e:  # structural problems were refused in prepare()
+            warnings.warn(f"Gradient probe after writing: {e}", stacklevel=4)
+            return
+        message = zero_gradient_message(largest, metadata)
+        if message:
+            warnings.warn(message, stacklevel=4)
 
     def _resolve_sample(self, serving):
         if self.sample is not None:
@@ -342,16 +428,11 @@ class ExplainableExporter:
             loaded = distribute.outside_strategy_scope(tf.saved_model.load, path)
             signatures = loaded.signatures
             self._verify(signatures)
+            self._warn_zero_gradients()
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         inputs, outputs = signature_io(signatures[XAI_MODEL])
-        metadata, parameters = self.explanation_spec.build(
-            inputs, outputs, output_key=self.output_key,
-            defaults=self.preprocessing.default_features())
-        if self.verify:
-            from xai_callback.spec import probe_gradients
-
-            probe_gradients(signatures[XAI_MODEL], metadata, parameters, self._model_sample(signatures))
+        metadata, parameters = self._build_spec(inputs, outputs)
         storage.makedirs(join(path, ASSETS_EXTRA))
         storage.write_json(extra_path(path, VERTEX_METADATA_FILE), metadata)
         storage.write_json(extra_path(path, VERTEX_PARAMETERS_FILE), parameters)
@@ -365,7 +446,8 @@ class ExplainableExporter:
             storage.write_json(extra_path(path, FEATURES_FILE),
                                self.preprocessing.plan.features_description())
         record = build_provenance(
-            list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info
+            list(signatures.keys()), XAI_MODEL, output_key=self.output_key, training=training_info,
+            tolerances={"rtol": self.rtol, "atol": self.atol} if self.verify else None,
         )
         write_provenance(path, record)
         described = {name: signature_io(fn) for name, fn in signatures.items()}
@@ -378,6 +460,7 @@ class ExplainableExporter:
         traced once, in `prepare()`; Keras' ExportArchive attaches its endpoints
         to the root as well, which makes the save trace them all again.
         """
+        self.converter.sync()  # JAX/PyTorch: the current weights into the TensorFlow copy.
         # The root lists its variables as Keras' exports do, so
         # `tf.saved_model.load(d).variables` works the same.
         root = tf.__internal__.tracking.AutoTrackable()
@@ -409,7 +492,8 @@ class ExplainableExporter:
 
     def _model_sample(self, signatures):
         """A batch of `xai_model` inputs for the gradient probe."""
-        inputs = explained_inputs_from_sample(signatures, self._sample)
+        inputs = None if self._sample is None else explained_inputs_from_sample(
+            signatures, self._sample)
         if inputs is None:
             inputs = generate_sample(signature_io(signatures[XAI_MODEL])[0], owner=XAI_MODEL)
         return inputs
@@ -466,6 +550,8 @@ def _resources_of(owners):
     """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
     seen, found = set(), []
     for owner in owners:
+        if not isinstance(owner, tf.__internal__.tracking.Trackable):
+            continue  # a JAX/PyTorch model holds no TensorFlow resources
         for obj in tf.train.TrackableView(owner).descendants():
             if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
                 seen.add(id(obj))

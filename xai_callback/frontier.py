@@ -431,6 +431,10 @@ class ModelPreprocessing:
         """Reads `model`; an explicit `model_fn` or non-Keras `preprocess_fn` wins."""
         if model_fn is not None or not isinstance(model, keras.Model):
             return cls(None, None)
+        if keras.backend.backend() != "tensorflow":
+            # String preprocessing layers run on TensorFlow only; on JAX/PyTorch
+            # the model is exported whole (xai_callback/backends/).
+            split = False
         if preprocess_fn is None:
             # Read even with split=False: the raw inputs then get baselines
             # and sample values their lookups accept.

@@ -7,7 +7,9 @@ the explainer cannot drift apart.
 SERVING_DEFAULT = "serving_default"
 XAI_MODEL = "xai_model"
 XAI_PREPROCESS = "xai_preprocess"
-RESERVED_SIGNATURES = (SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS)
+# Optional: explanations computed in-graph, for any SavedModel host (issue 11).
+XAI_EXPLAIN = "xai_explain"
+RESERVED_SIGNATURES = (SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS, XAI_EXPLAIN)
 
 SAVED_MODEL_TAG = "serve"
 
@@ -30,6 +32,9 @@ FEATURES_FILE = "xai_features.json"
 # A small batch of `serving_default` inputs, kept so `validate` can re-check
 # the serving == model o preprocess identity later.
 SAMPLE_FILE = "xai_sample.json"
+# What the Vertex metadata cannot say about split Keras preprocessing: which
+# raw inputs feed each feature, token vocabularies (SPLIT_CONTRACT.md).
+FEATURES_FILE = "xai_features.json"
 
 
 def extra_path(export_dir, filename):

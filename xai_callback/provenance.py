@@ -13,10 +13,14 @@ import tensorflow as tf
 from xai_callback import storage
 from xai_callback._keras import keras_version, use_legacy_keras
 from xai_callback._version import __version__
+from xai_callback.backends import current as keras_backend
 from xai_callback.layout import PROVENANCE_FILE, extra_path
 
+VERIFIED_WITH = "verified_with"  # the output tolerances of the export's own check
 
-def build_provenance(signature_names, explained_signature, output_key=None, training=None):
+
+def build_provenance(signature_names, explained_signature, output_key=None, training=None,
+                     tolerances=None):
     """The provenance dict.
 
     Args:
@@ -24,6 +28,8 @@ def build_provenance(signature_names, explained_signature, output_key=None, trai
         explained_signature: the signature the explanation service explains.
         output_key: the explained output key, when one was named.
         training: optional dict from the callback (epoch, monitor, value, ...).
+        tolerances: `{"rtol": ..., "atol": ...}` the export was verified
+            with; `validate` checks with the same (None: not verified).
     """
     record = {
         "package": "xai-callback",
@@ -31,6 +37,7 @@ def build_provenance(signature_names, explained_signature, output_key=None, trai
         "tensorflow_version": tf.__version__,
         "keras_version": keras_version(),
         "keras_flavour": "tf_keras" if use_legacy_keras() else "keras3",
+        "keras_backend": keras_backend(),
         "signatures": sorted(signature_names),
         "explained_signature": explained_signature,
         "output_key": output_key,
@@ -38,6 +45,8 @@ def build_provenance(signature_names, explained_signature, output_key=None, trai
     }
     if training:
         record["training"] = {k: _json_number(v) for k, v in training.items()}
+    if tolerances:
+        record[VERIFIED_WITH] = dict(tolerances)
     return record
 
 
@@ -52,6 +61,18 @@ def _json_number(value):
 
 def write_provenance(export_dir, record):
     storage.write_json(extra_path(export_dir, PROVENANCE_FILE), record)
+
+
+def verified_tolerances(record):
+    """`{"rtol", "atol"}` an export recorded it was verified with, or None."""
+    tolerances = (record or {}).get(VERIFIED_WITH)
+    if not isinstance(tolerances, dict):
+        return None
+    values = {k: tolerances.get(k) for k in ("rtol", "atol")}
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+               for v in values.values()):
+        return None
+    return values
 
 
 def read_provenance(export_dir):

@@ -9,20 +9,22 @@ gathers the inputs and turns exceptions into results.
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from xai_callback import storage, verify
-from xai_callback.errors import ExportVerificationError, SpecError
+from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.samples import explained_inputs_from_sample, generate_sample
 from xai_callback.layout import (
-    SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, XAI_MODEL,
-    XAI_PREPROCESS, extra_path)
+    FEATURES_FILE, SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE,
+    XAI_EXPLAIN, XAI_MODEL, XAI_PREPROCESS, extra_path)
 from xai_callback.spec import crosscheck
 from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.metadata import check_metadata_fields, output_from_metadata
-from xai_callback.spec.methods import check_one_method
+from xai_callback.provenance import read_provenance, verified_tolerances
+from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
-from xai_callback.spec.probe import probe_gradients
+from xai_callback.spec.probe import probe_gradients, zero_gradient_message
 from xai_callback.tensor_io import decode_tensor_dict
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
@@ -36,17 +38,21 @@ class RuleResult:
     """The outcome of one contract rule.
 
     `skipped` results count as passed (nothing was found wrong) but say in
-    `reason` why the rule could not be checked.
+    `reason` why the rule could not be checked; `warning` results pass too,
+    with something the user should look at in `reason`.
     """
 
     rule: str
     passed: bool
     reason: str
     skipped: bool = False
+    warning: bool = False
 
     @property
     def status(self):
-        return "SKIP" if self.skipped else ("PASS" if self.passed else "FAIL")
+        if self.skipped:
+            return "SKIP"
+        return ("WARN" if self.warning else "PASS") if self.passed else "FAIL"
 
 
 class ValidationReport:
@@ -82,6 +88,9 @@ class ValidationReport:
                 f"{len(self.results)} rules fail")
         if skipped:
             head += f" ({skipped} not checked)"
+        warned = sum(r.warning for r in self.results)
+        if warned:
+            head += f" ({warned} with a warning)"
         width = max(len(r.rule) for r in self.results)
         lines = [f"  {r.status}  {r.rule:<{width}}  {r.reason}" for r in self.results]
         return "\n".join([head, *lines])
@@ -111,6 +120,8 @@ class _Export:
     parameters: dict = None
     parameters_source: str = None
     parameters_error: str = None
+    tolerances: dict = None  # rtol/atol of the output comparisons
+    tolerances_source: str = None
 
 
 def validate(export_dir, sample=None):
@@ -133,6 +144,7 @@ def validate(export_dir, sample=None):
     export = _Export(export_dir, loaded.signatures, loaded)
     _read_signature_io(export)
     _read_sample(export, sample)
+    _read_tolerances(export)
     _read_explanation(export)
     results = {}
     for name, rule in RULES:
@@ -173,6 +185,19 @@ def _read_sample(export, sample):
         export.sample = decode_tensor_dict(storage.read_json(path))
     except (ValueError, KeyError, TypeError, tf.errors.OpError) as e:
         export.sample_error = f"cannot decode {path}: {e}"
+
+
+def _read_tolerances(export):
+    """The tolerances the export was verified with, else the exporter's defaults."""
+    try:
+        recorded = verified_tolerances(read_provenance(export.export_dir))
+    except ValueError:  # an unreadable provenance file: not one of ours to trust
+        recorded = None
+    if recorded:
+        export.tolerances, export.tolerances_source = recorded, "as the export was verified"
+    else:
+        export.tolerances = {"rtol": verify.DEFAULT_RTOL, "atol": verify.DEFAULT_ATOL}
+        export.tolerances_source = "the defaults"
 
 
 def _read_explanation(export):
@@ -255,16 +280,17 @@ def _rule_serving_identity(export, done):
 
     def check():
         try:
-            verify.check_serving_identity(export.signatures, export.sample)
+            verify.check_serving_identity(export.signatures, export.sample, **export.tolerances)
         except _RUN_ERRORS as e:
             raise ExportVerificationError(
                 f"running the signatures on {export.sample_source} failed: "
-                f"{type(e).__name__}: {_first_line(e)}") from e
+                f"{type(e).__name__}: {short_message(e)}") from e
         if export.explained == SERVING_DEFAULT:
             return f"serving_default is the explained signature; it runs on {export.sample_source}"
+        tolerances = ", ".join(f"{k}={v}" for k, v in export.tolerances.items())
         return (f"serving_default == {export.explained}"
                 f"{' o xai_preprocess' if XAI_PREPROCESS in export.signatures else ''} "
-                f"on {export.sample_source}")
+                f"on {export.sample_source} ({tolerances}, {export.tolerances_source})")
     return _result(rule, check)
 
 
@@ -348,12 +374,132 @@ def _rule_differentiability(export, done):
         # The model would not run on the probe batch: that says nothing about
         # gradients, so the rule is not checked rather than failed.
         return _skip(rule, f"running '{export.explained}' on a probe batch failed "
-                           f"({type(e).__name__}: {_first_line(e)}); store a sample in the "
+                           f"({type(e).__name__}: {short_message(e)}); store a sample in the "
                            "export or pass `sample=`")
     if not largest:
-        return RuleResult(rule, True, "sampled Shapley takes no gradients")
-    return RuleResult(rule, True, f"gradients reach every feature on {source}; max |grad|: "
-                      + ", ".join(f"{k}={v:.3g}" for k, v in largest.items()))
+        method = BY_VERTEX_KEY[check_one_method(export.parameters)].__name__
+        return RuleResult(rule, True, f"{method} takes no gradients")
+    reason = (f"gradients reach every feature on {source} and the path from the baselines; "
+              "max |grad|: " + ", ".join(f"{k}={v:.3g}" for k, v in largest.items()))
+    zero = zero_gradient_message(largest, export.metadata, when=f"on {source}")
+    # Zero (not None) gradients come from the weights: the export is still valid.
+    return RuleResult(rule, True, reason + (f". Note: {zero}" if zero else ""))
+
+
+def _rule_baselines_run(export, done):
+    """Each baseline goes through the export: one a lookup cannot take fails here,
+    naming the feature, not inside `explain`."""
+    rule = "baselines_run"
+    blocker = _metadata_blocker(export, done)
+    if blocker or not (done["metadata_names"].passed and done["baselines"].passed):
+        return _skip(rule, blocker or "the metadata names or baselines are wrong (see above)")
+    try:
+        model_inputs, source = _model_inputs(export)
+        first = {k: tf.convert_to_tensor(v)[:1] for k, v in model_inputs.items()}
+        raw_first = ({k: tf.convert_to_tensor(v)[:1] for k, v in export.sample.items()}
+                     if export.sample is not None else None)
+    except (ValueError, *_RUN_ERRORS) as e:
+        return _skip(rule, f"no batch of '{export.explained}' inputs to run them on ({short_message(e)})")
+    model = export.signatures[export.explained]
+    preprocess = export.signatures.get(XAI_PREPROCESS)
+    preprocess_inputs = verify.signature_io(preprocess)[0] if preprocess is not None else {}
+    at_baselines = dict(first)
+    for name, body in export.metadata["inputs"].items():
+        key, baselines = _attributed(body)
+        spec = export.inputs[key]
+        for baseline in baselines:
+            try:
+                value = _baseline_tensor(baseline, spec)
+            except ValueError as e:
+                return RuleResult(rule, False, f"feature {name!r}: baseline {baseline!r}: {e}")
+            runs = [(export.explained, model, {**first, key: value})]
+            if (raw_first is not None and key in preprocess_inputs
+                    and preprocess_inputs[key].dtype == spec.dtype):
+                runs.append((XAI_PREPROCESS, preprocess, {**raw_first, key: value}))
+            for signature, fn, inputs in runs:
+                try:
+                    fn(**inputs)
+                except _RUN_ERRORS as e:
+                    return RuleResult(rule, False, (
+                        f"feature {name!r}: baseline {baseline!r} cannot be processed by "
+                        f"'{signature}' ({type(e).__name__}: {short_message(e)}); give a baseline "
+                        "the model accepts (for a lookup without OOV index, e.g. "
+                        "num_oov_indices=0, one of its vocabulary values)"))
+        at_baselines[key] = _baseline_tensor(baselines[0], spec)
+    reason = f"every baseline runs through '{export.explained}' (on {source})"
+    flat = _output_unchanged(export, model, model_inputs, at_baselines)
+    if flat:
+        return RuleResult(rule, True, f"{reason}; WARNING: {flat}", warning=True)
+    return RuleResult(rule, True, reason)
+
+
+def _rule_explain_signature(export, done):
+    """`xai_explain`, when present, gives what the Python explainer gives on the sample."""
+    rule = "explain_signature"
+    if XAI_EXPLAIN not in export.signatures:
+        return RuleResult(rule, True, f"no '{XAI_EXPLAIN}' signature: nothing to compare")
+    if export.sample is None:
+        return _skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
+    blocker = _metadata_blocker(export, done)
+    if blocker or not all(done[r].passed for r in ("serving_identity", "metadata_names",
+                                                    "one_method", "baselines_run")):
+        return _skip(rule, blocker or "the rules above fail")
+    # Imported here: the explain package validates exports itself.
+    from xai_callback.explain.signature import compare_with_explainer
+
+    try:
+        worst = compare_with_explainer(export.signatures, export.metadata, export.parameters,
+                                       export.sample, _read_features(export))
+    except SpecError as e:
+        return RuleResult(rule, False, str(e))
+    except _RUN_ERRORS as e:
+        return RuleResult(rule, False, f"running '{XAI_EXPLAIN}' on {export.sample_source} failed "
+                                       f"({type(e).__name__}: {short_message(e)})")
+    return RuleResult(rule, True, f"'{XAI_EXPLAIN}' equals the Python explainer on "
+                                  f"{export.sample_source} (largest relative difference {worst:.1e})")
+
+
+def _read_features(export):
+    path = extra_path(export.export_dir, FEATURES_FILE)
+    return storage.read_json(path) if storage.exists(path) else None
+
+
+def _attributed(body):
+    """`(xai_model key attributed to, its baselines)` of a metadata input (Vertex defaults)."""
+    if body.get("encodedTensorName"):
+        return body["encodedTensorName"], list(body.get("encodedBaselines") or [0])
+    return body["inputTensorName"], list(body.get("inputBaselines") or [0])
+
+
+def _baseline_tensor(baseline, spec):
+    """One baseline as a batch of one example of `spec`."""
+    example = [1 if d is None else d for d in spec.shape.as_list()[1:]]
+    if spec.dtype == tf.string:
+        values = np.asarray(baseline, object)
+        if not all(isinstance(v, str) for v in values.ravel()):
+            raise ValueError(f"input is {verify.describe_spec(spec)}: expected strings")
+        values = np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(values)
+    else:
+        values = np.asarray(baseline, spec.dtype.as_numpy_dtype)
+    return tf.constant(np.broadcast_to(values, example)[None], spec.dtype)
+
+
+def _output_unchanged(export, model, model_inputs, at_baselines):
+    """Why the explained output looks blind to the features, or None."""
+    (_, body), = export.metadata["outputs"].items()
+    key = body.get("outputTensorName")
+    try:
+        sample = np.asarray(model(**model_inputs)[key], np.float64)
+        baseline = np.asarray(model(**at_baselines)[key], np.float64)
+    except (KeyError, *_RUN_ERRORS):
+        return None
+    change = np.abs(sample - baseline).reshape(len(sample), -1).max(axis=1)
+    scale = np.maximum(np.abs(sample), np.abs(baseline)).reshape(len(sample), -1).max(axis=1)
+    if len(sample) and np.all(change <= 1e-6 * scale + 1e-12):
+        return (f"output {key!r} is the same at the baselines and at all {len(sample)} sample "
+                "instances: the model seems to ignore its features (attributions would be "
+                "numerical noise)")
+    return None
 
 
 def _model_inputs(export):
@@ -370,11 +516,6 @@ def _model_inputs(export):
             "a generated batch (uniform floats in [0, 1))")
 
 
-def _first_line(error):
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
 # The contract's rules, in report order:
 #   signature_set           serving_default exists
 #   xai_model_present       more than one signature -> one is named xai_model
@@ -386,6 +527,8 @@ def _first_line(error):
 #   one_method              exactly one attribution method
 #   baselines               1-10 baselines each, scalar or one example's shape
 #   differentiability       XRAI on images; gradient methods reach every feature (probe)
+#   baselines_run           every baseline runs through the export; warns when the output ignores the features
+#   explain_signature       xai_explain (when present) equals the Python explainer on the sample
 RULES = (
     ("signature_set", _rule_signature_set),
     ("xai_model_present", _rule_xai_model),
@@ -397,5 +540,7 @@ RULES = (
     ("one_method", _rule_one_method),
     ("baselines", _rule_baselines),
     ("differentiability", _rule_differentiability),
+    ("baselines_run", _rule_baselines_run),
+    ("explain_signature", _rule_explain_signature),
 )
 

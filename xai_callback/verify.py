@@ -11,6 +11,15 @@ import tensorflow as tf
 from xai_callback.errors import ExportVerificationError
 from xai_callback.layout import SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS
 
+# Output tolerances of the exporter's checks, and of `validate` on exports that
+# did not record theirs (`np.isclose` semantics).
+DEFAULT_RTOL = 1e-4
+DEFAULT_ATOL = 1e-5
+# Low-precision floats round at about their machine epsilon: two correct runs
+# of the same graph may differ by a few units in the last place.
+_EPSILON = {tf.bfloat16: 2.0 ** -7, tf.float16: 2.0 ** -10}
+_EPSILONS_ALLOWED = 4
+
 
 def _as_spec(value, name=None):
     if isinstance(value, tf.TensorSpec):
@@ -143,7 +152,7 @@ def explained_inputs_from_sample(signatures, sample):
     return None
 
 
-def check_serving_identity(signatures, sample, expected=None, rtol=1e-5, atol=1e-5):
+def check_serving_identity(signatures, sample, expected=None, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
     """On `sample`, `serving_default(x) == xai_model(**xai_preprocess(x))`.
 
     Compared on the output keys both sides have. Without `xai_preprocess`,
@@ -156,7 +165,8 @@ def check_serving_identity(signatures, sample, expected=None, rtol=1e-5, atol=1e
         sample: dict of `serving_default` inputs (a small batch).
         expected: optional `{output_key: array}` that `serving_default` must
             also equal, e.g. the live model's prediction.
-        rtol, atol: float tolerances (`np.isclose` semantics).
+        rtol, atol: float tolerances (`np.isclose` semantics); widened to a
+            few epsilons for bfloat16 and float16 outputs.
     """
     served = signatures[SERVING_DEFAULT](**sample)
     for key, value in (expected or {}).items():
@@ -188,8 +198,23 @@ def check_serving_identity(signatures, sample, expected=None, rtol=1e-5, atol=1e
                      if XAI_PREPROCESS in signatures else f"{explained}(x)", rtol, atol)
 
 
+def tolerances_for(dtype, rtol, atol):
+    """`(rtol, atol)` for outputs of `dtype`: at least a few epsilons of a
+    low-precision float (bfloat16, float16), as given otherwise."""
+    epsilon = _EPSILON.get(tf.as_dtype(dtype)) if _is_inexact(dtype) else None
+    if epsilon is None:
+        return rtol, atol
+    floor = _EPSILONS_ALLOWED * epsilon
+    return max(rtol, floor), max(atol, floor)
+
+
+def _as_array(value):
+    # `np.asarray` refuses bfloat16 tensors; `.numpy()` gives an ml_dtypes array.
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
 def _check_close(got, want, signature, key, against, rtol, atol):
-    got, want = np.asarray(got), np.asarray(want)
+    got, want = _as_array(got), _as_array(want)
     if got.shape != want.shape:
         raise ExportVerificationError(
             f"Signature '{signature}' output '{key}' has shape {got.shape}, but "
@@ -197,8 +222,12 @@ def _check_close(got, want, signature, key, against, rtol, atol):
             signature=signature,
             key=key,
         )
-    if got.dtype.kind in "fc":
-        close = np.isclose(got, want, rtol=rtol, atol=atol)
+    if _is_inexact(got.dtype) or _is_inexact(want.dtype):
+        rtol, atol = (max(pair) for pair in zip(tolerances_for(got.dtype, rtol, atol),
+                                                tolerances_for(want.dtype, rtol, atol)))
+        # float64 (complex128) so that bfloat16 and float16 compare exactly as numbers.
+        wide = np.complex128 if "c" in (got.dtype.kind, want.dtype.kind) else np.float64
+        close = np.isclose(got.astype(wide), want.astype(wide), rtol=rtol, atol=atol)
     else:
         close = got == want
     if not np.all(close):
@@ -211,3 +240,12 @@ def _check_close(got, want, signature, key, against, rtol, atol):
             signature=signature,
             key=key,
         )
+
+
+def _is_inexact(dtype):
+    """Float or complex, including ml_dtypes' bfloat16 (numpy kind 'V')."""
+    try:
+        tf_dtype = tf.as_dtype(dtype)
+    except TypeError:
+        return False
+    return tf_dtype.is_floating or tf_dtype.is_complex

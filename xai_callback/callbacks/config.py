@@ -8,6 +8,8 @@ accepts it back as constructor arguments, and `resolve_functions` turns the
 import strings into objects when training starts.
 """
 
+import collections.abc
+
 import numpy as np
 import tensorflow as tf
 
@@ -74,7 +76,7 @@ def serialize_options(options):
 
 def _map_functions(options, convert):
     """Applies `convert(value, argument)` to every function-valued option."""
-    out = dict(options)
+    out = plain_containers(dict(options))
     for key in FUNCTION_OPTIONS:
         if out.get(key) is not None:
             out[key] = convert(out[key], key)
@@ -84,6 +86,24 @@ def _map_functions(options, convert):
             for name, fn in out["extra_signatures"].items()
         }
     return out
+
+
+def plain_containers(value):
+    """`value` with other mappings and sequences (Hydra's OmegaConf `DictConfig`,
+    `ListConfig`) turned into dicts and lists, recursively; leaves as they are.
+
+    Hydra's `instantiate` passes nested config sections as OmegaConf objects
+    unless the config says `_convert_: all`; the exporter expects plain data.
+    """
+    if isinstance(value, (str, bytes, np.ndarray, tf.Tensor, tf.TensorSpec)):
+        return value
+    if isinstance(value, collections.abc.Mapping):
+        return {key: plain_containers(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(plain_containers(item) for item in value)
+    if isinstance(value, collections.abc.Sequence):
+        return [plain_containers(item) for item in value]
+    return value
 
 
 def _is_pair(value):

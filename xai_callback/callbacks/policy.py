@@ -13,7 +13,7 @@ import numpy as np
 
 from xai_callback.errors import ExportFailedError
 from xai_callback.export import ExplainableExporter
-from xai_callback import distribute, placement
+from xai_callback import backends, distribute, placement
 # Options <-> config data (import strings, ...): see callbacks/config.py.
 from xai_callback.callbacks.config import resolve_functions, serialize_options
 
@@ -233,7 +233,7 @@ class ExportPolicy:
             return  # The best epoch was already exported (on improvement or in an earlier fit).
         if not self.save_best_only:  # Keras put the averages into the model already
             self.weights_kind = "ema" if getattr(getattr(model, "optimizer", None), "use_ema", False) else "model"
-        final_weights = model.get_weights() if self.save_best_only else None
+        final_weights = backends.weights_of(model) if self.save_best_only else None
         try:
             if self.save_best_only:
                 model.set_weights(self.best_weights)
@@ -358,7 +358,7 @@ def weights_to_export(model):
     averaged = ema_weights(model)
     if averaged is not None:
         return averaged, "ema"
-    return [np.array(w, copy=True) for w in model.get_weights()], "model"
+    return backends.weights_of(model), "model"
 
 
 def ema_weights(model):

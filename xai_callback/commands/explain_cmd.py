@@ -15,6 +15,7 @@ EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE = 0, 1, 2
 # Show a progress bar from this many model rows on (e.g. 64 instances x 51 steps x 3 baselines).
 PROGRESS_MIN_ROWS = 5000
 METHODS = ("integrated-gradients", "sampled-shapley", "smoothgrad")
+GRANULARITIES = ("raw", "encoded")  # xai_callback.explain.granularity (imports TF)
 
 
 def register(subparsers):
@@ -32,6 +33,10 @@ def register(subparsers):
                              'in serving_default\'s input format (binary as {"b64": ...})')
     parser.add_argument("--method", choices=METHODS,
                         help="attribution method (default: the export's parameters)")
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="raw",
+                        help="raw (default): one attribution per raw feature, token or group "
+                             "(one-hot slots and embedding dimensions summed); encoded: one per "
+                             "element of each explained tensor, as Vertex AI returns them")
     parser.add_argument("--steps", type=int, help="stepCount of integrated gradients")
     parser.add_argument("--paths", type=int, help="pathCount of sampled Shapley")
     parser.add_argument("--top-k", type=int, help="explain the k largest outputs (-1: all)")
@@ -61,8 +66,8 @@ def run(args):
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("always")
             response = explainer.explain_instances(
-                instances, method=args.method, max_rows_per_call=args.max_rows_per_call,
-                progress=_progress_bar(), **overrides)
+                instances, method=args.method, granularity=args.granularity,
+                max_rows_per_call=args.max_rows_per_call, progress=_progress_bar(), **overrides)
     except ExportVerificationError as e:
         return _fail(str(e), EXIT_EXPORT_INVALID)
     except (ValueError, TypeError) as e:  # InstanceError, SpecError, MethodNotSupportedError

@@ -5,7 +5,9 @@ instance (interpolation steps for integrated gradients, feature coalitions for
 Shapley), and sends the rows of all instances, outputs, baselines and steps
 through the model with the batched engine (`engine.py`) in a few large calls
 of at most `max_rows_per_call` rows, so the per-call overhead of a SavedModel
-signature is paid a handful of times, not once per step.
+signature is paid a handful of times, not once per step. A method is graph
+code only (`start`, `chunk`, `finish`): the Python explainer and the
+`xai_explain` signature run the same code.
 
 A method is one module with one `AttributionAlgorithm` subclass; defining the
 subclass registers it (see `method_classes`).
@@ -37,7 +39,7 @@ class Problem:
         model_fn: `model_fn(**inputs) -> {key: tensor}`.
         output_key: the explained output tensor.
         inputs: `{key: tf.Tensor}` model inputs of the instances (batch first).
-        baselines: `{key: np.ndarray}` for each attributed input, shape
+        baselines: `{key: array or tensor}` for each attributed input, shape
             `[num_baselines, *example_shape]`; unattributed inputs keep their
             instance values.
         unit_instance: `[num_units]` int, the instance of each unit (a unit is
@@ -45,36 +47,49 @@ class Problem:
         unit_mask: `[num_units, *output_example_shape]` one-hot float mask
             selecting the explained output element.
         feature_names: `{key: feature name}` of the attributed inputs.
+        frozen: `{key: bool [instances, *example_shape]}` positions of
+            attributed inputs that keep the instance's value on every path
+            (token padding), so their attribution is exactly 0.
+        players: `({key: int array of one example's shape}, count)`: the
+            sampled Shapley player of each element; None: every element is
+            one (see `granularity.FeatureLayout.player_maps`).
         max_rows_per_call: chunk size in rows; None -> `default_rows_per_call`.
         seed: seed of the random numbers a method draws.
         progress: optional `progress(rows_done, rows_total)`.
-        compiled: the engine's compiled chunk functions; the explainer passes
-            the same dict to every call so traces are reused.
+        compiled: the engine's compiled functions (each method's start,
+            chunk and finish); the explainer passes the same dict to every
+            call so traces are reused.
     """
 
     model_fn: object
     output_key: str
     inputs: dict
     baselines: dict
-    unit_instance: np.ndarray
-    unit_mask: np.ndarray
+    unit_instance: object
+    unit_mask: object
     feature_names: dict
+    frozen: dict = dataclasses.field(default_factory=dict)
+    players: tuple = None
     max_rows_per_call: int = None
     seed: int = 0
     progress: object = None
     compiled: dict = dataclasses.field(default_factory=dict)
 
     @property
-    def num_units(self):
-        return len(self.unit_instance)
-
-    @property
-    def num_baselines(self):
-        return next(iter(self.baselines.values())).shape[0]
-
-    @property
     def attributed_keys(self):
         return list(self.baselines)
+
+    def player_maps(self):
+        """`({key: int array of one example's shape}, number of players)`."""
+        if self.players is not None:
+            return self.players
+        maps, total = {}, 0
+        for key, base in self.baselines.items():
+            shape = tuple(base.shape[1:])
+            size = int(np.prod(shape))
+            maps[key] = np.arange(total, total + size, dtype=np.int64).reshape(shape)
+            total += size
+        return maps, total
 
     def rows_per_call(self):
         if self.max_rows_per_call is not None:
@@ -89,11 +104,13 @@ class Problem:
 @dataclasses.dataclass
 class MethodResult:
     """Per unit: `attributions` `{key: [num_units, *example]}`, the model
-    output at the baselines (averaged), and the approximation error."""
+    output at the baselines and at the instance (averaged over baselines and
+    paths), and the approximation error."""
 
     attributions: dict
     baseline_output: np.ndarray
     approximation_error: np.ndarray
+    instance_output: np.ndarray = None
 
 
 class AttributionAlgorithm:
@@ -101,8 +118,9 @@ class AttributionAlgorithm:
 
     Subclasses set `name` (what users pass as `method=`), `parameters_key`
     (the Vertex `ExplanationParameters` field) and `override_paths` (Python
-    keyword -> path in that field's JSON), and implement `from_config` and
-    `attribute`.
+    keyword -> path in that field's JSON), and implement `from_config` and the
+    graph code run by `engine.run` / `engine.run_in_graph`: `rows_per_item`,
+    `total_rows`, `chunk`, `finish` and optionally `start` and `bind`.
 
     Example:
 
@@ -115,15 +133,18 @@ class AttributionAlgorithm:
         @classmethod
         def from_config(cls, config): ...
 
-        def attribute(self, problem): ...   # -> MethodResult
+        def rows_per_item(self, state): ...        # rows of one work item (an int)
+        def total_rows(self, state): ...           # graph: rows of all items
+        def chunk(self, evaluate, state, start, stop): ...  # {"rows": ..., "items": ...}
+        def finish(self, state, rows, items): ...  # {"attributions", "baseline_output", ...}
     ```
     """
 
     name = None
     parameters_key = None
     override_paths = {}
-    # What lowers the approximation error, for the warning.
-    precision_advice = None
+    # What lowers the approximation error, for the warning (see `precision_advice`).
+    precision_hint = None
     needs_gradients = True
 
     def __init_subclass__(cls, **kwargs):
@@ -140,7 +161,28 @@ class AttributionAlgorithm:
     def from_config(cls, config):
         raise NotImplementedError
 
-    def attribute(self, problem):
+    def bind(self, problem):
+        """This method with what its graph code needs to know of `problem` statically."""
+        return self
+
+    def cache_key(self):
+        """What the traced graph code depends on besides tensor signatures."""
+        return self.describe()
+
+    def start(self, state):
+        """Graph code: `state` plus the method's own tensors."""
+        return state
+
+    def rows_per_item(self, state):
+        raise NotImplementedError
+
+    def total_rows(self, state):
+        raise NotImplementedError
+
+    def chunk(self, evaluate, state, start, stop):
+        raise NotImplementedError
+
+    def finish(self, state, rows, items):
         raise NotImplementedError
 
     def check_inputs(self, problem):
@@ -162,6 +204,10 @@ class AttributionAlgorithm:
         """Settings in force, e.g. `integrated-gradients(stepCount=50)`."""
         return self.name
 
+    def precision_advice(self, worst_error):
+        """What to do about an `approximationError` of `worst_error`, for the warning."""
+        return self.precision_hint
+
 
 def method_classes():
     """Registered `AttributionAlgorithm` subclasses, in definition order."""
@@ -169,27 +215,13 @@ def method_classes():
 
 
 def default_rows_per_call(inputs):
-    """Rows per call so one call's inputs hold ~`MAX_VALUES_PER_CALL` values."""
-    values_per_row = sum(max(1, int(np.prod(t.shape[1:]))) for t in inputs.values())
-    return int(np.clip(MAX_VALUES_PER_CALL // values_per_row, 1, MAX_ROWS_PER_CALL))
+    """Rows per call so one call's inputs hold ~`MAX_VALUES_PER_CALL` values.
 
-
-def relative_gap(gap, instance_output, baseline_output):
-    """`|gap| / |f(x) - f(baseline)|`, the reported approximation error.
-
-    For integrated gradients `gap` is the completeness gap
-    `sum(attributions) - (f(x) - f(baseline))`, which is zero for the exact
-    path integral and shrinks as `stepCount` rises. A tiny term in the
-    denominator keeps an instance equal to its baseline from dividing by zero.
+    `inputs` are tensors or specs; a dimension unknown before the call counts 64.
     """
-    change = np.abs(np.asarray(instance_output, np.float64) - baseline_output)
-    scale = np.abs(instance_output) + np.abs(baseline_output)
-    return np.abs(gap) / (change + 1e-6 * scale + 1e-12)
-
-
-def summed(attributions):
-    """Sum of every unit's attributions over all features, `[num_units]`."""
-    return sum(a.reshape(a.shape[0], -1).sum(axis=1) for a in attributions.values())
+    values_per_row = sum(max(1, int(np.prod([64 if d is None else d for d in t.shape[1:]])))
+                         for t in inputs.values())
+    return int(np.clip(MAX_VALUES_PER_CALL // values_per_row, 1, MAX_ROWS_PER_CALL))
 
 
 def positive_int(value, setting):

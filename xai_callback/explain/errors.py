@@ -1,25 +1,30 @@
 """Exceptions of local explanations.
 
-Both are `ValueError` subclasses: they report bad arguments (instances or the
-chosen method), not a broken export.
+All are `ValueError` subclasses: they report bad arguments (instances, the
+chosen method, a baseline), not a broken export.
 """
 
-from xai_callback.errors import SpecError
+from xai_callback.errors import InputError, SpecError
 
-
-class InstanceError(ValueError):
-    """Instances do not match the input signature of `serving_default`.
-
-    Attributes:
-        key: the input key that is wrong (or None).
-        index: position of the offending instance (or None).
-    """
-
-    def __init__(self, message, key=None, index=None):
-        super().__init__(message)
-        self.key = key
-        self.index = index
+# Instances that do not match the input signature of `serving_default` (the
+# name explanations have always raised; the same class as `InputError`).
+InstanceError = InputError
 
 
 class MethodNotSupportedError(SpecError):
     """The chosen attribution method cannot run on the model's inputs or settings."""
+
+
+class BaselineError(SpecError):
+    """A feature's baseline cannot be processed by the model (e.g. `""` on a lookup
+    without OOV index).
+
+    Attributes:
+        feature: the metadata feature name.
+        baseline: the baseline value, as JSON.
+    """
+
+    def __init__(self, message, feature=None, baseline=None):
+        super().__init__(message)
+        self.feature = feature
+        self.baseline = baseline

@@ -5,14 +5,26 @@ and a live Keras model (`lambda **kw: {"out": model(kw)}`) alike.
 """
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError
-from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, Problem
+from xai_callback.errors import SpecError, short_message
+from xai_callback.explain import engine
+from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, MethodResult
+from xai_callback.explain.core import explain_units
+from xai_callback.explain.errors import BaselineError
+from xai_callback.explain.granularity import GRANULARITIES, FeatureLayout
+from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
 from xai_callback.explain.settings import default_metadata, resolve_settings
+from xai_callback.inputs import as_input_dict
+from xai_callback.verify import signature_io
+
+# |f(x) - f(baseline)| at most this share of |f| for every unit: the model
+# ignores what is explained, and attributions are numerical noise.
+INSENSITIVE_CHANGE = 1e-6
 
 
 class Explainer:
@@ -36,25 +48,37 @@ class Explainer:
             `model_fn` (`xai_preprocess`).
         serving_fn: optional `serving_fn(**raw) -> {key: tensor}` whose outputs
             are reported as `predictions` (default: `model_fn`'s outputs).
+        xai_features: optional content of `assets.extra/xai_features.json`
+            (raw inputs behind each feature, token vocabularies); None: the
+            metadata alone.
     """
 
     def __init__(self, model_fn, metadata=None, parameters=None, preprocess_fn=None,
-                 serving_fn=None):
+                 serving_fn=None, xai_features=None):
         self.model_fn = model_fn
         self.metadata = metadata
         self.parameters = parameters
         self.preprocess_fn = preprocess_fn
         self.serving_fn = serving_fn
-        self._compiled = {}  # the engine's traced chunk functions, reused by every call
+        self.xai_features = xai_features
+        self._compiled = {}  # the traced graph code (method steps, units, report), reused by every call
+        self._float16 = None
 
-    def explain(self, inputs, *, method=None, max_rows_per_call=None, seed=0, progress=None,
-                **overrides):
+    def explain(self, inputs, *, method=None, granularity="raw", max_rows_per_call=None, seed=0,
+                progress=None, **overrides):
         """Explains a batch.
 
         Args:
-            inputs: `{key: batched array}` for `preprocess_fn` (or `model_fn`).
+            inputs: the inputs of `preprocess_fn` (or `model_fn`) as
+                `model.predict` takes them: a dict by input name, a list in
+                input order, an array for a single input, scalars for inputs
+                of shape `[None, 1]` (see `xai_callback.inputs.as_input_dict`).
             method: method name overriding the parameters (e.g.
                 "integrated-gradients", "sampled-shapley", "smoothgrad").
+            granularity: "raw" (default): one attribution per raw feature
+                (one-hot slots and embedding dimensions summed, one per token,
+                groups summed); "encoded": one per element of each explained
+                tensor, as Vertex AI's service returns them.
             max_rows_per_call: rows per model call (memory bound); None: sized
                 so one call's inputs hold about 1M values (at most 8192 rows).
             seed: seed for Shapley permutations and SmoothGrad noise.
@@ -64,44 +88,117 @@ class Explainer:
         Returns:
             `ExplainResponse`.
         """
-        raw = {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
+        if granularity not in GRANULARITIES:
+            raise ValueError(
+                f"granularity must be one of {list(GRANULARITIES)}; received {granularity!r}.")
+        raw = self._input_tensors(inputs)
         model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
         model_outputs = dict(self.model_fn(**model_inputs))
         metadata = self.metadata or default_metadata(model_inputs, model_outputs)
         settings = resolve_settings(metadata, self.parameters, method=method, **overrides)
-        output_key = _check_output(settings.output, model_outputs)
+        layout = FeatureLayout(settings.features, granularity, self.xai_features)
+        output_key = check_output(settings.output, model_outputs)
         output = np.asarray(model_outputs[output_key])
         baselines = {
-            f.tensor_key: _baselines(f, model_inputs) for f in settings.features
+            f.tensor_key: baseline_array(f, model_inputs) for f in settings.features
         }
-        _check_baseline_counts(settings.features, baselines)
-        units = _units(output, settings, output_key)
-        problem = Problem(
-            model_fn=self.model_fn,
-            output_key=output_key,
-            inputs=model_inputs,
-            baselines=baselines,
-            unit_instance=np.array([i for i, _ in units], np.int64),
-            unit_mask=_one_hot_masks(output, units),
+        check_baseline_counts(settings.features, baselines)
+        check_output_indices(settings.output_indices, output.shape[1:], output_key)
+        if settings.top_k < 1 and settings.top_k != -1:
+            raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
+        unit_instance, unit_index, result, reported = explain_units(
+            _run, settings.method, layout, self.model_fn, output_key, model_inputs,
+            model_outputs[output_key], baselines,
             feature_names={f.tensor_key: f.name for f in settings.features},
-            max_rows_per_call=max_rows_per_call,
-            seed=seed,
-            progress=progress,
-            compiled=self._compiled,
-        )
-        settings.method.check_inputs(problem)
-        result = settings.method.attribute(problem)
-        _warn_if_imprecise(result.approximation_error, settings.method)
+            top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
+            compile_fn=engine.compiled_call(self._compiled),
+            max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
+        units = [(int(i), tuple(int(j) for j in index))
+                 for i, index in zip(np.asarray(unit_instance), np.asarray(unit_index))]
+        result = MethodResult(**result)
+        reported = {name: np.asarray(value) for name, value in reported.items()}
+        rounding = None
+        if self._computes_in_float16(model_inputs, model_outputs, output_key):
+            rounding = rounding_share(
+                [output[(i,) + index] for i, index in units], result.baseline_output)
+        _warn_if_imprecise(result.approximation_error, settings.method, rounding)
+        _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
+        tokens = {}
+        if layout.has_tokens:
+            found = engine.compiled_call(self._compiled)(
+                ("tokens", layout.cache_key()), layout.tokens, (model_inputs,))
+            tokens = {name: np.vectorize(lambda t: t.decode("utf-8", "replace"), otypes=[object])(
+                np.asarray(value)) for name, value in found.items()}
+        explanations = _explanations(units, result, reported, output, model_outputs, settings)
+        shown = layout.display_inputs(model_inputs, raw, tokens)
+        for i, explanation in enumerate(explanations):
+            explanation.inputs = {name: value[i] for name, value in shown.items()}
+            explanation.tokens = {name: list(value[i]) for name, value in tokens.items()}
         return ExplainResponse(
-            explanations=_explanations(units, result, output, model_outputs, model_inputs, settings),
+            explanations=explanations,
             predictions=_predictions(serving_outputs),
             method=settings.method.describe(),
             metadata=metadata,
+            granularity=granularity,
         )
 
+    def _input_tensors(self, inputs):
+        """`{key: tf.Tensor}` for the first function, from what users naturally pass."""
+        first = self.preprocess_fn or self.model_fn
+        if hasattr(first, "structured_input_signature"):
+            owner = "xai_preprocess" if self.preprocess_fn is not None else "xai_model"
+            return as_input_dict(inputs, signature_io(first)[0], owner, ordered=False)
+        if not isinstance(inputs, Mapping):
+            raise TypeError(
+                "inputs must be a dict {input name: batch} for a Python model function; "
+                f"received {type(inputs).__name__}.")
+        return {key: tf.convert_to_tensor(value) for key, value in inputs.items()}
 
-def _check_output(output, model_outputs):
+    def _computes_in_float16(self, model_inputs, model_outputs, output_key):
+        if self._float16 is None:
+            self._float16 = (
+                model_outputs[output_key].dtype == tf.float16
+                or any(t.dtype == tf.float16 for t in model_inputs.values())
+                or computes_in_float16(self.model_fn))
+        return self._float16
+
+
+def _run(problem, method, **report):
+    """`engine.run`; a baseline the model cannot process is named, not a traceback."""
+    try:
+        return engine.run(problem, method, **report)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.FailedPreconditionError):
+        failing = _failing_baseline(problem)
+        if failing is None:
+            raise
+        feature, baseline, error = failing
+        values = np.ravel(baseline)
+        # A broadcast scalar baseline is shown as the scalar the metadata holds.
+        shown = to_json_value(values[0] if values.size and (values == values[0]).all() else baseline)
+        raise BaselineError(
+            f"Baseline {shown!r} of feature '{feature}' cannot be processed by the model "
+            f"({type(error).__name__}: {short_message(error).rstrip('.')}). Give a baseline "
+            "the model accepts (for a lookup: a vocabulary value, or its OOV token when it has "
+            "one); `xai-callback validate` checks every baseline.",
+            feature=feature, baseline=shown) from None
+
+
+def _failing_baseline(problem):
+    """`(feature name, baseline, error)` of the first baseline the model refuses, or None."""
+    first = {key: value[:1] for key, value in problem.inputs.items()}
+    for key, baselines in problem.baselines.items():
+        for baseline in np.asarray(baselines):
+            rows = {**first, key: tf.convert_to_tensor(baseline[None], first[key].dtype)}
+            try:
+                problem.model_fn(**rows)
+            except tf.errors.OpError as e:
+                return problem.feature_names[key], baseline, e
+    return None
+
+
+def check_output(output, model_outputs):
     if output.tensor_key not in model_outputs:
         raise SpecError(
             f"Metadata output '{output.name}' names tensor '{output.tensor_key}', which the "
@@ -110,33 +207,49 @@ def _check_output(output, model_outputs):
     return output.tensor_key
 
 
-def _baselines(feature, model_inputs):
-    """`[num_baselines, *example_shape]` baselines in the input's dtype."""
+def baseline_array(feature, model_inputs):
+    """`[num_baselines, *example_shape]` baselines of `feature` in its input's dtype.
+
+    `model_inputs` holds tensors or `tf.TensorSpec`s; where one example's shape
+    is not fully known (a signature's spec), the baselines keep their own
+    shape, padded to the example's rank, and broadcast when they are used.
+    """
     if feature.tensor_key not in model_inputs:
         raise SpecError(
             f"Metadata input '{feature.name}' names tensor '{feature.tensor_key}', which "
             f"is not a model input (inputs: {sorted(model_inputs)})."
         )
     value = model_inputs[feature.tensor_key]
-    example = tuple(value.shape[1:])
+    example = tf.TensorShape(value.shape[1:])
     dtype = object if value.dtype == tf.string else value.dtype.as_numpy_dtype
     out = []
     for baseline in feature.baselines:
         if value.dtype == tf.string:
             baseline = np.vectorize(lambda s: s.encode() if isinstance(s, str) else s,
                                     otypes=[object])(np.asarray(baseline, object))
+            if not all(isinstance(b, bytes) for b in np.ravel(baseline)):
+                raise SpecError(
+                    f"Metadata input '{feature.name}' is the string input "
+                    f"'{feature.tensor_key}', but its baseline {to_json_value(baseline)!r} is not "
+                    "a string: give inputBaselines with a string the model accepts (e.g. a "
+                    "lookup's OOV token or a common value).")
+        array = np.asarray(baseline, dtype=dtype)
         try:
-            out.append(np.broadcast_to(np.asarray(baseline, dtype=dtype), example))
+            if example.is_fully_defined():
+                out.append(np.broadcast_to(array, tuple(example.as_list())))
+            else:
+                out.append(array.reshape((1,) * (example.rank - array.ndim) + array.shape))
         except (ValueError, TypeError) as e:
             raise SpecError(
                 f"Baseline of metadata input '{feature.name}' ({np.shape(baseline)} "
                 f"values) does not broadcast to one example of '{feature.tensor_key}' "
-                f"{list(example)}: {e}."
+                f"{example.as_list()}: {e}."
             ) from e
-    return np.stack(out)
+    common = np.broadcast_shapes(*(a.shape for a in out))
+    return np.stack([np.broadcast_to(a, common) for a in out])
 
 
-def _check_baseline_counts(features, baselines):
+def check_baseline_counts(features, baselines):
     """All features get the same number of baselines (single ones repeat)."""
     counts = {len(b) for b in baselines.values()}
     count = max(counts)
@@ -151,67 +264,71 @@ def _check_baseline_counts(features, baselines):
             )
 
 
-def _units(output, settings, output_key):
-    """`[(instance, index)]` of the explained output elements: outputIndices, else each topK."""
-    count, example_shape = output.shape[0], output.shape[1:]
-    if not example_shape:
-        return [(i, ()) for i in range(count)]
-    if settings.output_indices is not None:
-        indices = [tuple(np.atleast_1d(i).astype(int).tolist()) for i in settings.output_indices]
-        for index in indices:
-            if len(index) != len(example_shape) or any(
-                not 0 <= i < n for i, n in zip(index, example_shape)
-            ):
-                raise SpecError(
-                    f"outputIndices entry {list(index)} is outside output '{output_key}' "
-                    f"of shape {list(example_shape)} per instance."
-                )
-        return [(i, index) for i in range(count) for index in indices]
-    top_k = int(np.prod(example_shape)) if settings.top_k == -1 else settings.top_k
-    if top_k < 1:
-        raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
-    # One stable sort for all instances: ties keep the lower index first.
-    order = np.argsort(-output.reshape(count, -1).astype(np.float64), axis=1, kind="stable")
-    coords = np.unravel_index(order[:, :top_k], example_shape)
-    return [(i, tuple(int(c[i, j]) for c in coords))
-            for i in range(count) for j in range(coords[0].shape[1])]
+def check_output_indices(output_indices, example_shape, output_key):
+    """outputIndices fit one example of the explained output."""
+    for index in output_indices or ():
+        index = tuple(np.atleast_1d(index).astype(int).tolist())
+        if len(index) != len(example_shape) or any(
+                not 0 <= i < n for i, n in zip(index, example_shape)):
+            raise SpecError(
+                f"outputIndices entry {list(index)} is outside output '{output_key}' "
+                f"of shape {list(example_shape)} per instance."
+            )
 
 
-def _one_hot_masks(output, units):
-    masks = np.zeros((len(units),) + output.shape[1:], np.float32)
-    for u, (_, index) in enumerate(units):
-        masks[(u,) + index] = 1.0
-    return masks
+def _warn_if_imprecise(errors, method, float16_rounding=None):
+    """Warns above `APPROXIMATION_ERROR_WARNING`, saying what would lower the error.
 
-
-def _warn_if_imprecise(errors, method):
+    `float16_rounding`: for float16 models, the share of the output change that
+    float16 rounding alone accounts for; when it explains the error, the advice
+    names it instead of a setting that cannot help.
+    """
     worst = np.nanmax(errors) if np.any(np.isfinite(errors)) else np.nan
     if worst > APPROXIMATION_ERROR_WARNING:
+        advice = method.precision_advice(worst)
+        if float16_rounding is not None and method.needs_gradients and float16_rounding >= worst / 10:
+            advice = float16_advice(float16_rounding)
         warnings.warn(
             f"approximationError reaches {worst:.3f} (> {APPROXIMATION_ERROR_WARNING}) with "
-            f"{method.describe()}: {method.precision_advice}.",
+            f"{method.describe()}: {advice}.",
             stacklevel=3,
         )
 
 
-def _explanations(units, result, output, model_outputs, model_inputs, settings):
+def _warn_if_insensitive(units, result, output, reported):
+    """Warns when f(x) == f(baseline) for every unit, or every attribution is ~0."""
+    instance = np.array([float(output[(i,) + index]) for i, index in units])
+    baseline = np.asarray(result.baseline_output, np.float64)
+    scale = np.maximum(np.abs(instance), np.abs(baseline)) + 1e-12
+    same = np.all(np.abs(instance - baseline) <= INSENSITIVE_CHANGE * scale)
+    largest = np.concatenate(
+        [np.abs(np.reshape(v, (len(units), -1))) for v in reported.values()], axis=1).max(axis=1)
+    negligible = np.all(largest <= INSENSITIVE_CHANGE * scale)
+    if same or negligible:
+        what = ("f(x) == f(baseline) for every instance" if same
+                else "every attribution is below 1e-6 of the output")
+        warnings.warn(
+            f"The explained output does not respond to the explained inputs ({what}; largest "
+            f"|attribution| {float(np.max(largest)):.3g}): the model seems to ignore them, or the "
+            "baselines equal the instances. The attributions are numerical noise: do not read "
+            "them as importances.",
+            stacklevel=3,
+        )
+
+
+def _explanations(units, result, reported, output, model_outputs, settings):
     by_instance = [Explanation(attributions=[]) for _ in range(output.shape[0])]
     names = _display_names(settings.output, model_outputs)
     for u, (i, index) in enumerate(units):
         by_instance[i].attributions.append(Attribution(
             baseline_output_value=float(result.baseline_output[u]),
             instance_output_value=float(output[(i,) + index]),
-            feature_attributions={
-                f.name: result.attributions[f.tensor_key][u] for f in settings.features
-            },
+            feature_attributions={name: value[u] for name, value in reported.items()},
             output_index=list(index),
             output_display_name=names(i, index),
             output_name=settings.output.name,
             approximation_error=float(result.approximation_error[u]),
         ))
-    values = {f.name: np.asarray(model_inputs[f.tensor_key]) for f in settings.features}
-    for i, explanation in enumerate(by_instance):
-        explanation.inputs = {name: value[i] for name, value in values.items()}
     return by_instance
 
 

@@ -13,6 +13,7 @@ from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.explainer import Explainer
 from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.layout import (
+    FEATURES_FILE,
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
     VERTEX_PARAMETERS_FILE,
@@ -116,6 +117,7 @@ def load_explainer(export_dir, validate=True):
         model_fn=signatures[explained],
         metadata=_read_optional_json(extra_path(export_dir, VERTEX_METADATA_FILE)),
         parameters=_read_optional_json(extra_path(export_dir, VERTEX_PARAMETERS_FILE)),
+        xai_features=_read_optional_json(extra_path(export_dir, FEATURES_FILE)),
         preprocess_fn=preprocess,
         serving_fn=serving if feeds_serving and not reuse else None,
         validation=validation,
@@ -141,12 +143,16 @@ def explain(export_dir, instances, *, method=None, validate=True, **options):
         export_dir: the export directory.
         instances: instances in `serving_default`'s input format (TF Serving
             JSON row format; binary as `{"b64": ...}`; bare values for a
-            single input), or a dict of batched columns.
+            single input; scalars for `[None, 1]` inputs), a dict of batched
+            columns (or of one instance's scalars), or an array for a single
+            input, as `model.predict` takes them.
         method: "integrated-gradients", "sampled-shapley" or "smoothgrad";
             None: the method in the export's parameters (IG, 50 steps, when
             the export has none).
         validate: validate the export first.
-        **options: `max_rows_per_call`, `seed`, `progress`, and the overrides of
+        **options: `granularity` ("raw", the default: one attribution per raw
+            feature, token or group; "encoded": per element of each explained
+            tensor), `max_rows_per_call`, `seed`, `progress`, and the overrides of
             `Explainer.explain` (`step_count`, `path_count`, `noise_sigma`,
             `feature_noise_sigma`, `noisy_sample_count`, `top_k`,
             `output_indices`, `output_key`).

@@ -11,14 +11,10 @@ give the completeness gap without extra calls. Several baselines are averaged.
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import (
-    AttributionAlgorithm,
-    MethodResult,
-    positive_int,
-    relative_gap,
-    summed,
-)
-from xai_callback.explain.engine import broadcast_rows, gather_instances, run_chunks
+from xai_callback.explain.base import AttributionAlgorithm, positive_int
+from xai_callback.explain.engine import (
+    broadcast_rows, gather_instances, num_baselines, num_units, relative_gap, start_deltas,
+    start_points, summed)
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_STEP_COUNT = 50
@@ -40,7 +36,7 @@ class IntegratedGradients(AttributionAlgorithm):
     name = "integrated-gradients"
     parameters_key = "integratedGradientsAttribution"
     override_paths = {"step_count": ("stepCount",)}
-    precision_advice = (
+    precision_hint = (
         "raise stepCount (step_count=, --steps); if that does not lower it, the model "
         "may not be differentiable: try method='sampled-shapley'"
     )
@@ -64,68 +60,64 @@ class IntegratedGradients(AttributionAlgorithm):
     def describe(self):
         return f"{self.name}(stepCount={self.step_count})"
 
-    def attribute(self, problem):
-        attributions, end_output, start_output = integrate(problem, self.step_count)
-        gap = summed(attributions) - (end_output - start_output)
-        return MethodResult(
-            attributions, start_output, relative_gap(gap, end_output, start_output)
-        )
+    # Rows are ordered (unit, baseline, step), step fastest; a work item is
+    # one (unit, baseline) pair, whose weighted gradients are summed over its
+    # steps inside the chunk, then multiplied by `x - baseline` in float64.
 
+    def _trapezoid(self):
+        """`(alphas, weights)` of the `stepCount + 1` points (constants of the graph)."""
+        steps = self.step_count + 1
+        weights = np.full(steps, 1.0 / self.step_count)
+        weights[[0, -1]] *= 0.5
+        return np.linspace(0.0, 1.0, steps), weights
 
-def integrate(problem, step_count):
-    """Batched trapezoid IG for every unit.
+    def rows_per_item(self, state):
+        return self.step_count + 1
 
-    Rows are ordered (unit, baseline, step), step fastest. The weighted
-    gradients are summed over the steps of each (unit, baseline) pair inside
-    the compiled chunk, then multiplied by `x - baseline` once per pair in
-    float64.
+    def total_rows(self, state):
+        return num_units(state) * num_baselines(state) * (self.step_count + 1)
 
-    Returns:
-        `(attributions {key: [units, *example] float64}, f(x) [units],
-        f(baseline) [units] averaged over baselines)`.
-    """
-    units, num_baselines = problem.num_units, problem.num_baselines
-    steps = step_count + 1
-    pairs = units * num_baselines
-    weights = np.full(steps, 1.0 / step_count)
-    weights[[0, -1]] *= 0.5
-    pair_sums = {k: np.zeros((pairs,) + v.shape[1:], np.float64) for k, v in problem.baselines.items()}
-    values = np.zeros(pairs * steps, np.float64)
-
-    def consume(start, stop, result):
+    def chunk(self, evaluate, state, start, stop):
+        """Rows `start..stop-1`: their outputs, and weighted gradients summed per pair."""
+        steps = self.step_count + 1
+        per_unit = num_baselines(state)
+        alphas, weights = self._trapezoid()
+        row = tf.range(start, stop)
+        pair, step = row // steps, row % steps
+        unit = pair // per_unit
+        instance = tf.gather(state["unit_instance"], unit)
+        rows = gather_instances(state, instance)
+        for key, b in start_points(state, rows, instance, pair % per_unit).items():
+            x = rows[key]
+            alpha = broadcast_rows(tf.gather(tf.constant(alphas, x.dtype), step), x)
+            rows[key] = b + alpha * (x - b)
+        values, grads = evaluate(rows, unit, watch=list(state["baselines"]))
         first = start // steps
-        for key, sums in result["sums"].items():
-            pair_sums[key][first : first + len(sums)] += sums
-        values[start:stop] = result["values"]
+        pairs = (stop - 1) // steps - first + 1
+        sums = {}
+        for key, grad in grads.items():
+            weight = broadcast_rows(tf.gather(tf.constant(weights, grad.dtype), step), grad)
+            sums[key] = tf.math.unsorted_segment_sum(grad * weight, pair - first, pairs)
+        return {"rows": {"values": values}, "items": {"sums": sums}}
 
-    state = {"alphas": np.linspace(0.0, 1.0, steps), "weights": weights}
-    run_chunks(problem, pairs * steps, _chunk, state, consume)
+    def finish(self, state, rows, items):
+        attributions, end_output, start_output = integrated(state, rows, items, self.step_count)
+        gap = summed(attributions) - (end_output - start_output)
+        return {"attributions": attributions, "baseline_output": start_output,
+                "instance_output": end_output,
+                "approximation_error": relative_gap(gap, end_output, start_output)}
+
+
+def integrated(state, rows, items, step_count):
+    """`(attributions {key: [units, *example]}, f(x) [units], f(baseline) [units])`, float64,
+    averaged over baselines, from the per-pair gradient sums and the row outputs."""
+    units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
     attributions = {}
-    for key, sums in pair_sums.items():
-        x = np.asarray(problem.inputs[key], np.float64)[problem.unit_instance]
-        delta = x[:, None] - problem.baselines[key].astype(np.float64)[None]
-        attributions[key] = (sums.reshape(delta.shape) * delta).mean(axis=1)
-    values = values.reshape(units, num_baselines, steps)
-    return attributions, values[:, :, -1].mean(axis=1), values[:, :, 0].mean(axis=1)
-
-
-def _chunk(evaluate, state, start, stop):
-    """Graph code of rows `start..stop-1`: their outputs and weighted gradients summed per pair."""
-    steps = tf.shape(state["alphas"], out_type=tf.int64)[0]
-    num_baselines = tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
-    row = tf.range(start, stop)
-    pair, step = row // steps, row % steps
-    unit = pair // num_baselines
-    rows = gather_instances(state, tf.gather(state["unit_instance"], unit))
-    for key, base in state["baselines"].items():
-        x, b = rows[key], tf.gather(base, pair % num_baselines)
-        alpha = broadcast_rows(tf.gather(tf.cast(state["alphas"], x.dtype), step), x)
-        rows[key] = b + alpha * (x - b)
-    values, grads = evaluate(rows, unit, watch=list(state["baselines"]))
-    first = start // steps
-    pairs = (stop - 1) // steps - first + 1
-    sums = {}
-    for key, grad in grads.items():
-        weight = broadcast_rows(tf.gather(tf.cast(state["weights"], grad.dtype), step), grad)
-        sums[key] = tf.math.unsorted_segment_sum(grad * weight, pair - first, pairs)
-    return {"values": values, "sums": sums}
+    for key, sums in items["sums"].items():
+        delta = start_deltas(state, key)
+        sums = tf.reshape(tf.cast(sums, tf.float64), tf.shape(delta, out_type=tf.int64))
+        attributions[key] = tf.reduce_mean(sums * delta, axis=1)
+    values = tf.reshape(tf.cast(rows["values"], tf.float64),
+                        tf.stack([units, num_baselines(state), step_count + 1]))
+    return (attributions, tf.reduce_mean(values[:, :, -1], axis=1),
+            tf.reduce_mean(values[:, :, 0], axis=1))

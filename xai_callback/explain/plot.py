@@ -1,12 +1,18 @@
-"""Pictures of explanations: top-feature bar charts and image heat maps.
+"""Pictures of explanations: bar charts, token strips and image heat maps.
 
 Draws on a bare `matplotlib.figure.Figure` with the Agg canvas, so it works
-headless and never switches the user's pyplot backend. Image heat maps follow
-the metadata's `visualization` (type, polarity, colorMap, clip percentiles,
-overlayType) with the service's defaults.
+headless and never switches the user's pyplot backend. Bars are labelled with
+the feature names the response uses (raw features, groups, crosses) and the
+raw value explained when it is known ("Type = Cat"); token features are drawn
+as their text with each token's background coloured by its attribution; image
+heat maps follow the metadata's `visualization` (type, polarity, colorMap,
+clip percentiles, overlayType) with the service's defaults. Attributions that
+are numerical noise (all below 1e-6 of the output) are not rescaled into
+colours: the panel says so instead.
 """
 
 import io
+import textwrap
 
 import numpy as np
 
@@ -42,6 +48,9 @@ COLOR_MAPS = {
     "GREEN": LinearSegmentedColormap.from_list("green", ["#000000", GREEN]),
 }
 DIVERGING = ("PINK_GREEN", "RED_GREEN", "PINK_WHITE_GREEN")
+# Attributions whose total is below this share of the output are noise.
+NEGLIGIBLE = 1e-6
+TITLE_SIZE = 9
 
 
 def plot_explanations(response, path, *, max_instances=4, top_n=10):
@@ -60,26 +69,7 @@ def plot_explanations(response, path, *, max_instances=4, top_n=10):
         max_instances: instances drawn at most.
         top_n: bars in each tabular chart.
     """
-    features = (response.metadata or {}).get("inputs", {})
-    explanations = response.explanations[:max_instances]
-    first = explanations[0].attributions[0].feature_attributions
-    images = [name for name in first if _is_image(features.get(name, {}), first[name])]
-    columns = len(images) + (1 if len(images) < len(first) else 0)
-    figure = Figure(figsize=(4.5 * columns, 3.6 * len(explanations)), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(len(explanations), columns, squeeze=False)
-    for row, explanation in enumerate(explanations):
-        attribution = explanation.attributions[0]
-        title = _output_title(attribution)
-        for column, name in enumerate(images):
-            draw_image_heat_map(axes[row][column], attribution.feature_attributions[name],
-                                explanation.inputs.get(name),
-                                features.get(name, {}).get("visualization"))
-            axes[row][column].set_title(f"instance {row}: {name} -> {title}", fontsize=9)
-        if columns > len(images):
-            tabular = {n: v for n, v in attribution.feature_attributions.items() if n not in images}
-            draw_bar_chart(axes[row][-1], tabular, features, top_n)
-            axes[row][-1].set_title(f"instance {row}: {title}", fontsize=9)
+    figure = explanation_figure(response, max_instances=max_instances, top_n=top_n)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     with gfile.GFile(str(path), "wb") as f:
@@ -87,21 +77,100 @@ def plot_explanations(response, path, *, max_instances=4, top_n=10):
     return str(path)
 
 
-def draw_bar_chart(ax, feature_attributions, features_metadata, top_n=10):
-    """Horizontal bars of the `top_n` largest |attributions|, largest on top."""
-    labels, values = [], []
+def explanation_figure(response, *, max_instances=4, top_n=10):
+    """The `matplotlib.figure.Figure` that `plot_explanations` saves (same arguments)."""
+    features = (response.metadata or {}).get("inputs", {})
+    explanations = response.explanations[:max_instances]
+    first = explanations[0].attributions[0].feature_attributions
+    texts = [name for name in first if name in explanations[0].tokens]
+    images = [name for name in first
+              if name not in texts and _is_image(features.get(name, {}), first[name])]
+    columns = len(images) + len(texts) + (1 if len(images) + len(texts) < len(first) else 0)
+    row_height = 3.6 if columns > len(texts) else 2.0  # a strip of text needs less
+    figure = Figure(figsize=(4.5 * columns, row_height * len(explanations)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(explanations), columns, squeeze=False)
+    for row, explanation in enumerate(explanations):
+        attribution = explanation.attributions[0]
+        title = _output_title(attribution)
+        noise = is_negligible(attribution)
+        for column, name in enumerate(images):
+            ax = axes[row][column]
+            draw_image_heat_map(ax, np.zeros_like(attribution.feature_attributions[name])
+                                if noise else attribution.feature_attributions[name],
+                                explanation.inputs.get(name), features.get(name, {}).get("visualization"))
+            _set_title(ax, f"instance {row}: {name} -> {title}", noise)
+        for column, name in enumerate(texts, start=len(images)):
+            ax = axes[row][column]
+            draw_tokens(ax, explanation.tokens[name],
+                        0 * attribution.feature_attributions[name] if noise
+                        else attribution.feature_attributions[name])
+            _set_title(ax, f"instance {row}: {name} -> {title}", noise)
+        if columns > len(images) + len(texts):
+            shown = set(images) | set(texts)
+            tabular = {n: v for n, v in attribution.feature_attributions.items() if n not in shown}
+            draw_bar_chart(axes[row][-1], tabular, features, top_n, explanation.inputs)
+            _set_title(axes[row][-1], f"instance {row}: {title}", noise)
+    return figure
+
+
+def is_negligible(attribution):
+    """Whether every attribution is numerical noise next to the explained output."""
+    total = sum(float(np.sum(np.abs(v))) for v in attribution.feature_attributions.values())
+    scale = max(abs(attribution.instance_output_value), abs(attribution.baseline_output_value))
+    return total <= NEGLIGIBLE * scale + 1e-12
+
+
+def draw_bar_chart(ax, feature_attributions, features_metadata, top_n=10, values=None):
+    """Horizontal bars of the `top_n` largest |attributions|, largest on top.
+
+    Labels are the feature names (`name = value` when `values` holds the
+    raw value explained), or per element for features reported per element.
+    """
+    labels, bars = [], []
     for name, value in feature_attributions.items():
         flat = np.ravel(value)
         mapping = features_metadata.get(name, {}).get("indexFeatureMapping")
         for j, v in enumerate(flat):
-            # Named columns (indexFeatureMapping) read better than positions.
-            labels.append(name if flat.size == 1 else (mapping[j] if mapping else f"{name}[{j}]"))
-            values.append(float(v))
-    order = np.argsort(-np.abs(values), kind="stable")[:top_n][::-1]
-    shown = [values[i] for i in order]
+            if flat.size == 1:
+                labels.append(_labelled(name, (values or {}).get(name)))
+            else:  # named columns (indexFeatureMapping) read better than positions
+                labels.append(mapping[j] if mapping and len(mapping) == flat.size else f"{name}[{j}]")
+            bars.append(float(v))
+    order = np.argsort(-np.abs(bars), kind="stable")[:top_n][::-1]
+    shown = [bars[i] for i in order]
     ax.barh([labels[i] for i in order], shown, color=[GREEN if v >= 0 else PINK for v in shown])
     ax.axvline(0, color="#444444", linewidth=0.8)
     ax.set_xlabel("attribution")
+
+
+def draw_tokens(ax, tokens, attributions, padding=("",)):
+    """The text, token by token, each on a background coloured by its attribution.
+
+    Green raises the explained output, pink lowers it; the strongest token is
+    fully coloured. Padding tokens are left out.
+    """
+    ax.set_axis_off()
+    attributions = np.asarray(attributions, np.float64)
+    largest = float(np.max(np.abs(attributions), initial=0.0)) or 1.0
+    renderer = ax.figure.canvas.get_renderer()
+    to_axes = ax.transAxes.inverted()
+    x, y, line_height = 0.0, 0.95, 0.12
+    for token, value in zip(tokens, attributions):
+        if token in padding:
+            continue
+        strength = min(abs(value) / largest, 1.0)
+        color = COLOR_MAPS["PINK_WHITE_GREEN"](0.5 + 0.5 * np.sign(value) * strength)
+        text = ax.text(x, y, token, transform=ax.transAxes, va="top", fontsize=11,
+                       bbox={"facecolor": color, "edgecolor": "none", "pad": 2})
+        box = text.get_window_extent(renderer).transformed(to_axes)
+        if x > 0 and box.x1 > 1.0:  # wrap: start a new line
+            x, y = 0.0, y - line_height
+            text.set_position((x, y))
+            box = text.get_window_extent(renderer).transformed(to_axes)
+        x = box.x1 + 0.02
+    ax.text(0.0, 0.0, f"green raises, pink lowers the output (strongest: {largest:.3g})",
+            transform=ax.transAxes, fontsize=8, color="#555555")
 
 
 def draw_image_heat_map(ax, attribution, image, visualization=None):
@@ -184,3 +253,25 @@ def _output_title(attribution):
         name += str(attribution.output_index)
     return (f"{name} = {attribution.instance_output_value:.4g} "
             f"(baseline {attribution.baseline_output_value:.4g})")
+
+
+def _set_title(ax, text, noise=False):
+    """A title wrapped to the width of its panel (a long one would leave the figure)."""
+    if noise:
+        text += " - attributions ~0: the output does not respond, nothing to show"
+    width_inches = ax.get_position().width * ax.figure.get_figwidth()
+    characters = max(20, int(width_inches * 72 / (TITLE_SIZE * 0.6)))
+    ax.set_title(textwrap.fill(text, characters), fontsize=TITLE_SIZE)
+
+
+def _labelled(name, value):
+    """`name = value` for a short scalar raw value, else the name."""
+    if value is None:
+        return name
+    value = np.asarray(value)
+    if value.size != 1:
+        return name
+    item = value.reshape(-1)[0]
+    item = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+    text = f"{item:.4g}" if isinstance(item, (float, np.floating)) else str(item)
+    return f"{name} = {text}" if len(text) <= 24 else name

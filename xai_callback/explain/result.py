@@ -19,15 +19,20 @@ class Attribution:
     Attributes:
         baseline_output_value: model output at the baselines (averaged over them).
         instance_output_value: model output at the instance.
-        feature_attributions: `{feature name: np.ndarray}`, each shaped like one
-            example of the feature's input tensor.
+        feature_attributions: `{feature name: np.ndarray}`. At
+            `granularity="raw"`: one number per categorical, embedded or
+            grouped feature, one per token for token features, one example's
+            shape for numeric ones; at "encoded": one example of the
+            feature's tensor.
         output_index: index of the explained element in the output tensor
             (empty for a scalar output; then omitted from the JSON, as the
             service does).
         output_display_name: class name from the metadata, or "".
         output_name: the metadata's output name.
-        approximation_error: see `xai_callback.explain.base.relative_gap`;
-            above 0.05, raise `stepCount` / `pathCount`.
+        approximation_error: integrated gradients: the completeness gap
+            (`xai_callback.explain.engine.relative_gap`); sampled Shapley: the
+            sampling error (see `sampled_shapley`). Above 0.05 `explain`
+            warns with what would lower it.
     """
 
     baseline_output_value: float
@@ -60,15 +65,27 @@ class Explanation:
 
     Attributes:
         attributions: list of `Attribution`, one per explained output.
-        inputs: `{feature name: np.ndarray}`, the explained (decoded) input
-            values; kept for plotting, not part of the JSON.
+        inputs: `{feature name: np.ndarray}`, the values explained: the raw
+            inputs behind each feature when known (e.g. "Cat"), token strings,
+            else the decoded `xai_model` input; kept for plotting, not part
+            of the JSON.
+        tokens: `{feature name: [str]}` for token features at
+            `granularity="raw"`: the token at each position, aligned with that
+            feature's attributions (padding positions hold the padding token,
+            usually "", and attribution exactly 0).
     """
 
     attributions: list
     inputs: dict = dataclasses.field(default_factory=dict, repr=False)
+    tokens: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
-        return {"attributions": [a.to_dict() for a in self.attributions]}
+        out = {"attributions": [a.to_dict() for a in self.attributions]}
+        if self.tokens:
+            # Our one extension of the service's Explanation (clients ignore
+            # unknown fields): the strings behind per-token attributions.
+            out["tokens"] = {name: list(tokens) for name, tokens in self.tokens.items()}
+        return out
 
 
 @dataclasses.dataclass
@@ -88,12 +105,15 @@ class ExplainResponse:
         predictions: `serving_default` outputs in TF Serving's row format.
         method: name of the attribution method used.
         metadata: the explanation metadata used (Vertex JSON); not in the JSON.
+        granularity: "raw" (one attribution per raw feature / token / group)
+            or "encoded" (per element of each explained tensor); not in the JSON.
     """
 
     explanations: list
     predictions: list
     method: str = ""
     metadata: dict = dataclasses.field(default_factory=dict, repr=False)
+    granularity: str = "raw"
 
     def to_dict(self):
         return {

@@ -1,28 +1,44 @@
 """Sampled Shapley values (Castro et al., 2009; Vertex's `sampledShapleyAttribution`).
 
-Players are the scalar elements of the attributed inputs. Each of `pathCount`
-random permutations switches the players one by one from the baseline to the
-instance; a player's attribution is the mean output change when it is
-switched. Needs only forward passes, so it also explains models without useful
-gradients (trees, rounding, lookups). Exact for additive models, whatever the
-permutations; completeness holds on every path by construction.
+Players are what the explanation reports (`granularity.FeatureLayout`): at
+`granularity="raw"` a whole category, embedding, token row or group is one
+player, a numeric input one per element; at `"encoded"` every scalar element
+of the attributed inputs is one. Each of `pathCount` random permutations
+switches the players one by one from the baseline to the instance; a player's
+attribution is the mean output change when it is switched. When there are no
+more distinct permutations than `pathCount` (players! <= pathCount), each is
+taken once and the values are exact. Needs only forward passes, so it also
+explains models without useful gradients (trees, rounding, lookups). Exact for
+additive models, whatever the permutations; completeness holds on every path
+by construction, so the attributions always sum to f(x) - f(baseline).
 
-`approximationError` is the sampling error instead: the standard error of the
-attributions over the paths (L2 over players) relative to `|f(x) - f(baseline)|`;
-it needs `pathCount >= 2` (NaN with a single path) and falls as
-`1/sqrt(pathCount)`.
+`approximationError` is therefore not a completeness gap but the sampling
+uncertainty of the attributions: the standard error of each player's mean over
+the paths, as an L2 norm over players, relative to the L2 norm of the
+attributions themselves ("the attributions are known to within this share").
+It falls as `1/sqrt(pathCount)`, is 0 for exact runs and additive models, and
+is NaN for a single sampled path. It stays high when features interact
+strongly (each order gives a different split); Vertex allows at most 50 paths,
+and at 50 the warning says so instead of advising more.
 """
+
+import copy
+import itertools
+import math
 
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import AttributionAlgorithm, MethodResult, positive_int, relative_gap
-from xai_callback.explain.engine import gather_instances, run_chunks
+from xai_callback.explain.base import AttributionAlgorithm, positive_int
+from xai_callback.explain.engine import gather_instances, num_baselines, num_units, start_points
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_PATH_COUNT = 10
+MAX_PATH_COUNT = 50  # Vertex's limit
 # Each path costs (players + 1) model rows; beyond this, integrated gradients.
 MAX_PLAYERS = 10_000
+# Stream of the stateless random orders (SmoothGrad's noise uses others).
+ORDER_STREAM = 1
 
 
 class SampledShapley(AttributionAlgorithm):
@@ -41,11 +57,11 @@ class SampledShapley(AttributionAlgorithm):
     name = "sampled-shapley"
     parameters_key = "sampledShapleyAttribution"
     override_paths = {"path_count": ("pathCount",)}
-    precision_advice = "raise pathCount (path_count=, --paths)"
     needs_gradients = False
 
     def __init__(self, path_count=DEFAULT_PATH_COUNT):
         self.path_count = positive_int(path_count, "pathCount")
+        self.maps, self.players, self.orders = None, None, None
 
     @classmethod
     def from_config(cls, config):
@@ -55,85 +71,118 @@ class SampledShapley(AttributionAlgorithm):
         return f"{self.name}(pathCount={self.path_count})"
 
     def check_inputs(self, problem):
-        players = _player_layout(problem)[-1]
+        players = problem.player_maps()[1]
         if players > MAX_PLAYERS:
             raise MethodNotSupportedError(
-                f"sampled-shapley treats each input element as a player; the "
-                f"attributed inputs {problem.attributed_keys} have {players} elements "
-                f"(limit {MAX_PLAYERS}), i.e. {players + 1} model rows per path. Use "
-                "method='integrated-gradients' for inputs this large (e.g. images)."
+                f"sampled-shapley has {players} players (limit {MAX_PLAYERS}) in the attributed "
+                f"inputs {problem.attributed_keys}, i.e. {players + 1} model rows per path. Use "
+                "method='integrated-gradients' for inputs this large (e.g. images), or "
+                "granularity='raw' with encodings that make each feature one player."
             )
 
-    def attribute(self, problem):
-        offsets, players = _player_layout(problem)
-        units, num_baselines, paths = problem.num_units, problem.num_baselines, self.path_count
-        per_path = players + 1
-        rng = np.random.default_rng(problem.seed)
-        # rank[u, p, j]: when player j switches to the instance on path p of unit u.
-        rank = np.argsort(rng.random((units, paths, players)), axis=-1).argsort(axis=-1)
-        values = np.zeros(units * num_baselines * paths * per_path, np.float64)
+    def precision_advice(self, worst_error):
+        if self.path_count < MAX_PATH_COUNT:
+            at_max = worst_error * math.sqrt(self.path_count / MAX_PATH_COUNT)
+            return (f"raise pathCount (path_count=, --paths; now {self.path_count}): this "
+                    f"sampling error falls as 1/sqrt(pathCount), to about {at_max:.3f} at "
+                    f"{MAX_PATH_COUNT}")
+        return (f"pathCount is already Vertex's maximum ({MAX_PATH_COUNT}), so more paths are "
+                "not possible: this is the spread of the attributions over feature orders "
+                "(features interact), while their sum is exact; read each attribution as "
+                "uncertain by about that share")
 
-        def consume(start, stop, result):
-            values[start:stop] = result
+    def bind(self, problem):
+        """The players of `problem` and, when there are at most `path_count` orders of
+        them, every order (exact values)."""
+        bound = copy.copy(self)
+        bound.maps, bound.players = problem.player_maps()
+        if math.factorial(bound.players) <= self.path_count:
+            orders = np.array(list(itertools.permutations(range(bound.players))), np.int64)
+            bound.orders = orders.reshape(-1, bound.players).argsort(axis=-1)
+        return bound
 
-        state = {
-            "ranks": rank.reshape(units * paths, players),
-            "paths": np.int64(paths),
-            "first_player": {key: np.int64(begin) for key, (begin, _) in offsets.items()},
-        }
-        run_chunks(problem, len(values), _chunk, state, consume)
-        values = values.reshape(units, num_baselines, paths, per_path)
-        rank = rank[:, None]  # broadcast over baselines
-        after = np.take_along_axis(values, rank + 1, axis=-1)
-        before = np.take_along_axis(values, rank, axis=-1)
-        per_path_attr = (after - before).mean(axis=1)  # [units, paths, players]
-        flat = per_path_attr.mean(axis=1)
-        attributions = {
-            key: flat[:, begin:end].reshape((units,) + tuple(problem.baselines[key].shape[1:]))
-            for key, (begin, end) in offsets.items()
-        }
-        start_output = values[..., 0].mean(axis=(1, 2))
-        end_output = values[..., -1].mean(axis=(1, 2))
-        return MethodResult(
-            attributions, start_output, relative_gap(_standard_error(per_path_attr), end_output, start_output)
-        )
+    def cache_key(self):
+        layout = sorted((k, m.shape, m.tobytes()) for k, m in self.maps.items())
+        return (self.describe(), self.players, self.orders is not None, repr(layout))
+
+    @property
+    def paths(self):
+        return len(self.orders) if self.orders is not None else self.path_count
+
+    # Rows are ordered (unit, baseline, path, switched count); a work item is
+    # one path, i.e. `players + 1` rows.
+
+    def start(self, state):
+        units = tf.shape(state["unit_instance"])[0]
+        if self.orders is not None:
+            rank = tf.tile(tf.constant(self.orders)[None], [units, 1, 1])
+        else:
+            # rank[u, p, j]: when player j switches to the instance on path p of unit u.
+            draws = tf.random.stateless_uniform(
+                [units, self.path_count, self.players], seed=tf.stack([state["seed"], ORDER_STREAM]))
+            rank = tf.argsort(tf.argsort(draws, axis=-1), axis=-1)
+        return {**state, "ranks": tf.reshape(tf.cast(rank, tf.int64), [-1, self.players]),
+                "players": {key: tf.constant(m) for key, m in self.maps.items()}}
+
+    def rows_per_item(self, state):
+        return self.players + 1
+
+    def total_rows(self, state):
+        return num_units(state) * num_baselines(state) * self.paths * (self.players + 1)
+
+    def chunk(self, evaluate, state, start, stop):
+        """Rows `start..stop-1`: the output of each row's coalition."""
+        paths, per_path = self.paths, self.players + 1
+        per_unit = num_baselines(state)
+        row = tf.range(start, stop)
+        switched = row % per_path
+        path = (row // per_path) % paths
+        baseline = (row // (per_path * paths)) % per_unit
+        unit = row // (per_path * paths * per_unit)
+        instance = tf.gather(state["unit_instance"], unit)
+        rows = gather_instances(state, instance)
+        row_rank = tf.gather(state["ranks"], unit * paths + path)
+        for key, b in start_points(state, rows, instance, baseline).items():
+            x = rows[key]
+            element_rank = tf.gather(row_rank, tf.reshape(state["players"][key], [-1]), axis=1)
+            on = tf.reshape(element_rank < switched[:, None], tf.shape(x))
+            rows[key] = tf.where(on, x, b)
+        return {"rows": {"values": evaluate(rows, unit)[0]}, "items": {}}
+
+    def finish(self, state, rows, items):
+        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
+        paths, players = self.paths, self.players
+        values = tf.reshape(tf.cast(rows["values"], tf.float64),
+                            tf.stack([units, num_baselines(state), paths, players + 1]))
+        rank = tf.reshape(state["ranks"], [-1, 1, paths, players])
+        rank = tf.broadcast_to(rank, tf.concat(
+            [tf.shape(values, out_type=tf.int64)[:3], tf.constant([players], tf.int64)], 0))
+        after = tf.gather(values, rank + 1, batch_dims=3)
+        before = tf.gather(values, rank, batch_dims=3)
+        per_path_attr = tf.reduce_mean(after - before, axis=1)  # [units, paths, players]
+        flat = tf.reduce_mean(per_path_attr, axis=1)
+        # A player's value spread evenly over its elements: any sum over them gives it back.
+        counts = np.bincount(np.concatenate([m.ravel() for m in self.maps.values()]),
+                             minlength=players).astype(np.float64)
+        attributions = {}
+        for key, m in self.maps.items():
+            spread = tf.gather(flat, m.ravel(), axis=1) / counts[m.ravel()]
+            attributions[key] = tf.reshape(spread, tf.concat([[units], tf.constant(m.shape, tf.int64)], 0))
+        if self.orders is not None:
+            error = tf.zeros([units], tf.float64)
+        else:
+            error = _relative_standard_error(per_path_attr, flat, paths)
+        return {"attributions": attributions,
+                "baseline_output": tf.reduce_mean(values[..., 0], axis=[1, 2]),
+                "instance_output": tf.reduce_mean(values[..., -1], axis=[1, 2]),
+                "approximation_error": error}
 
 
-def _chunk(evaluate, state, start, stop):
-    """Graph code of rows `start..stop-1`: the output of each row's coalition."""
-    # Rows are ordered (unit, baseline, path, switched count).
-    paths = state["paths"]
-    per_path = tf.shape(state["ranks"], out_type=tf.int64)[1] + 1
-    num_baselines = tf.shape(next(iter(state["baselines"].values())), out_type=tf.int64)[0]
-    row = tf.range(start, stop)
-    switched = row % per_path
-    path = (row // per_path) % paths
-    baseline = (row // (per_path * paths)) % num_baselines
-    unit = row // (per_path * paths * num_baselines)
-    rows = gather_instances(state, tf.gather(state["unit_instance"], unit))
-    row_rank = tf.gather(state["ranks"], unit * paths + path)
-    for key, base in state["baselines"].items():
-        x, begin = rows[key], state["first_player"][key]
-        size = int(np.prod(x.shape[1:]))
-        on = tf.reshape(row_rank[:, begin : begin + size] < switched[:, None], tf.shape(x))
-        rows[key] = tf.where(on, x, tf.gather(base, baseline))
-    return evaluate(rows, unit)[0]
-
-
-def _standard_error(per_path_attr):
-    """L2 norm over players of the standard error of the mean over paths."""
-    paths = per_path_attr.shape[1]
+def _relative_standard_error(per_path_attr, attributions, paths):
+    """L2 norm over players of the standard error of the mean over paths, over the
+    L2 norm of the attributions."""
     if paths < 2:
-        return np.full(per_path_attr.shape[0], np.nan)
-    variance = per_path_attr.var(axis=1, ddof=1) / paths
-    return np.sqrt(variance.sum(axis=-1))
-
-
-def _player_layout(problem):
-    """`({key: (first, end) player index}, number of players)`."""
-    offsets, total = {}, 0
-    for key, base in problem.baselines.items():
-        size = int(np.prod(base.shape[1:]))
-        offsets[key] = (total, total + size)
-        total += size
-    return offsets, total
+        return tf.fill(tf.shape(attributions)[:1], tf.constant(np.nan, tf.float64))
+    variance = tf.math.reduce_variance(per_path_attr, axis=1) * (paths / (paths - 1)) / paths
+    size = tf.sqrt(tf.reduce_sum(attributions ** 2, axis=-1))
+    return tf.sqrt(tf.reduce_sum(variance, axis=-1)) / (size + 1e-12)

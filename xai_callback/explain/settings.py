@@ -24,7 +24,12 @@ METHOD_ALIASES = {
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
-    """One metadata input: a friendly name for one `xai_model` input tensor."""
+    """One metadata input: a friendly name for one attributed `xai_model` input.
+
+    `tensor_key` is the tensor attributions are taken on: `encodedTensorName`
+    when set (with `encodedBaselines`), else `inputTensorName` (with
+    `inputBaselines`).
+    """
 
     name: str
     tensor_key: str
@@ -32,6 +37,8 @@ class Feature:
     modality: str = "numeric"
     visualization: dict = None
     index_feature_mapping: list = None
+    encoding: str = "IDENTITY"
+    group_name: str = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,28 +126,29 @@ def _features(metadata):
         raise SpecError("The explanation metadata lists no `inputs`: nothing to explain.")
     features, seen = [], {}
     for name, entry in inputs.items():
-        key = entry.get("inputTensorName")
-        if not key:
+        if not entry.get("inputTensorName"):
             raise SpecError(f"Metadata input '{name}' has no inputTensorName.")
+        # An encoded tensor (an xai_model input, e.g. an embedding) is what
+        # gradients and coalitions act on; its baselines are encodedBaselines.
+        encoded = entry.get("encodedTensorName")
+        key = encoded or entry["inputTensorName"]
+        baselines = entry.get("encodedBaselines" if encoded else "inputBaselines")
         if key in seen:
             raise SpecError(
-                f"Metadata inputs '{seen[key]}' and '{name}' both name tensor '{key}'; "
-                "one feature per xai_model input is supported."
-            )
-        if entry.get("encodedTensorName"):
-            raise MethodNotSupportedError(
-                f"Metadata input '{name}' sets encodedTensorName "
-                f"'{entry['encodedTensorName']}': local explanations attribute to "
-                "xai_model inputs, so decode the feature in xai_preprocess instead."
+                f"Metadata inputs '{seen[key]}' and '{name}' both attribute to tensor '{key}'; "
+                "one feature per xai_model input is supported (use groupName to report "
+                "several tensors as one feature)."
             )
         seen[key] = name
         features.append(Feature(
             name=name,
             tensor_key=key,
-            baselines=list(entry.get("inputBaselines") or [0]),
+            baselines=list(baselines or [0]),
             modality=str(entry.get("modality", "numeric")).lower(),
             visualization=entry.get("visualization"),
             index_feature_mapping=entry.get("indexFeatureMapping"),
+            encoding=str(entry.get("encoding") or "IDENTITY").upper(),
+            group_name=entry.get("groupName"),
         ))
     return tuple(features)
 

@@ -8,16 +8,18 @@ attributions against the mean output change of the noisy copies, i.e. the
 integration error only: noise changes the explained point on purpose.
 """
 
-import dataclasses
+import copy
 
-import numpy as np
 import tensorflow as tf
 
 from xai_callback.errors import SpecError
-from xai_callback.explain.base import MethodResult, positive_int, relative_gap, summed
-from xai_callback.explain.integrated_gradients import IntegratedGradients, integrate
+from xai_callback.explain.base import positive_int
+from xai_callback.explain.engine import relative_gap, summed
+from xai_callback.explain.integrated_gradients import IntegratedGradients, integrated
 
 DEFAULT_NOISY_SAMPLE_COUNT = 3
+# Streams of the stateless noise: one per model input, after Shapley's orders.
+NOISE_STREAM = 100
 
 
 class SmoothGrad(IntegratedGradients):
@@ -88,36 +90,53 @@ class SmoothGrad(IntegratedGradients):
                 f"(features: {sorted(problem.feature_names.values())})."
             )
 
-    def attribute(self, problem):
-        samples = self.noisy_sample_count
-        noisy = dataclasses.replace(
-            problem,
-            inputs=self._noisy_inputs(problem),
-            unit_instance=(problem.unit_instance[:, None] * samples + np.arange(samples)).ravel(),
-            unit_mask=np.repeat(problem.unit_mask, samples, axis=0),
-        )
-        attributions, end_output, start_output = integrate(noisy, self.step_count)
-        units = problem.num_units
-        attributions = {
-            k: v.reshape((units, samples) + v.shape[1:]).mean(axis=1) for k, v in attributions.items()
-        }
-        end_output = end_output.reshape(units, samples).mean(axis=1)
-        start_output = start_output.reshape(units, samples).mean(axis=1)
-        gap = summed(attributions) - (end_output - start_output)
-        return MethodResult(attributions, start_output, relative_gap(gap, end_output, start_output))
+    def bind(self, problem):
+        """The noise sigma of each model input (0 for unattributed ones)."""
+        bound = copy.copy(self)
+        bound.sigmas = {key: self._sigma(problem.feature_names[key]) for key in problem.baselines}
+        return bound
 
-    def _noisy_inputs(self, problem):
-        """Each instance repeated `noisy_sample_count` times, noise on attributed inputs."""
-        rng = np.random.default_rng(problem.seed)
+    def cache_key(self):
+        return (self.describe(), tuple(sorted(self.sigmas.items())))
+
+    def start(self, state):
+        """Each instance repeated `noisy_sample_count` times, noise on attributed inputs;
+        each (unit, copy) is a unit of integrated gradients."""
+        samples = self.noisy_sample_count
         inputs = {}
-        for key, value in problem.inputs.items():
-            repeated = tf.repeat(value, self.noisy_sample_count, axis=0)
-            sigma = self._sigma(problem.feature_names.get(key)) if key in problem.baselines else 0.0
-            if sigma:
-                noise = rng.normal(0.0, sigma, tuple(repeated.shape)).astype(value.dtype.as_numpy_dtype)
+        for stream, key in enumerate(sorted(state["inputs"])):
+            repeated = tf.repeat(state["inputs"][key], samples, axis=0)
+            if self.sigmas.get(key):
+                noise = self.sigmas[key] * tf.random.stateless_normal(
+                    tf.shape(repeated), seed=tf.stack([state["seed"], NOISE_STREAM + stream]),
+                    dtype=repeated.dtype)
+                if key in state["frozen"]:  # padding stays padding
+                    noise = tf.where(tf.repeat(state["frozen"][key], samples, axis=0), 0.0, noise)
                 repeated = repeated + noise
             inputs[key] = repeated
-        return inputs
+        units = state["unit_instance"]
+        return super().start({
+            **state,
+            "inputs": inputs,
+            "unit_instance": tf.reshape(units[:, None] * samples + tf.range(samples, dtype=units.dtype), [-1]),
+            "unit_mask": tf.repeat(state["unit_mask"], samples, axis=0),
+            "frozen": {k: tf.repeat(v, samples, axis=0) for k, v in state["frozen"].items()},
+        })
+
+    def finish(self, state, rows, items):
+        attributions, end_output, start_output = integrated(state, rows, items, self.step_count)
+        samples = self.noisy_sample_count
+
+        def mean(value):  # over the noisy copies of each unit
+            shape = tf.shape(value, out_type=tf.int64)
+            return tf.reduce_mean(tf.reshape(value, tf.concat([tf.constant([-1, samples], tf.int64), shape[1:]], 0)), axis=1)
+
+        attributions = {k: mean(v) for k, v in attributions.items()}
+        end_output, start_output = mean(end_output), mean(start_output)
+        gap = summed(attributions) - (end_output - start_output)
+        return {"attributions": attributions, "baseline_output": start_output,
+                "instance_output": end_output,
+                "approximation_error": relative_gap(gap, end_output, start_output)}
 
     def _sigma(self, feature_name):
         if self.noise_sigma is not None:

@@ -29,6 +29,7 @@ import concurrent.futures
 import numpy as np
 import tensorflow as tf
 
+from xai_callback.errors import short_message
 from xai_callback.serve.codec import rows_of
 from xai_callback.serve.errors import ServeError
 
@@ -261,11 +262,8 @@ def model_error(error):
     if isinstance(error, ServeError):
         return error
     if isinstance(error, tf.errors.InvalidArgumentError):
-        return ServeError(400, "The model rejected the input: " + _first_line(error.message))
+        return ServeError(400, "The model rejected the input: " + short_message(error))
     if isinstance(error, tf.errors.OpError):
-        return ServeError(500, "The model failed: " + _first_line(error.message))
+        return ServeError(500, "The model failed: " + short_message(error))
     return error
 
-
-def _first_line(message):
-    return str(message).strip().split("\n")[0]

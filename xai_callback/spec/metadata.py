@@ -1,10 +1,13 @@
 """Reading Vertex ExplanationMetadata JSON into `Feature` and `Output` objects."""
 
 from xai_callback.spec.feature import Feature
-from xai_callback.spec.fields import check_known_keys, spec_error, type_error
+from xai_callback.spec.fields import check_known_keys, check_str, spec_error, type_error
 from xai_callback.spec.output import Output
 
-METADATA_KEYS = ("inputs", "outputs")
+METADATA_KEYS = ("inputs", "outputs", "featureAttributionsSchemaUri", "latentSpaceSource")
+# Optional top-level strings: where Vertex describes its attribution output, and
+# the latent-space source of example-based explanations.
+METADATA_STRING_KEYS = ("featureAttributionsSchemaUri", "latentSpaceSource")
 BASELINE_FIELDS = ("inputBaselines", "encodedBaselines")
 
 
@@ -44,3 +47,5 @@ def check_metadata_fields(metadata):
     """Field names, types and enum values of a metadata dict (not baselines)."""
     features_from_metadata(metadata, with_baselines=False)
     output_from_metadata(metadata)
+    for key in METADATA_STRING_KEYS:
+        check_str("metadata", key, metadata.get(key), optional=True)

@@ -3,7 +3,8 @@
 from xai_callback.errors import SpecError
 from xai_callback.spec.base import SpecObject
 from xai_callback.spec.fields import (
-    check_int, check_known_keys, check_number, check_str, describe, spec_error, type_error)
+    check_choice, check_int, check_known_keys, check_number, check_str, check_str_list, describe,
+    spec_error, type_error)
 
 
 class SmoothGrad(SpecObject):
@@ -16,10 +17,16 @@ class SmoothGrad(SpecObject):
         noise_sigma: standard deviation of the Gaussian noise added to every
             (normalised) feature, > 0 (default None).
         feature_noise_sigma: `{feature name: sigma}` when features differ in
-            scale; give this or `noise_sigma`, not both (default None: the
-            service's default noise).
+            scale (default None). Give exactly one of the two: the API
+            documents no default noise, and without one the export could not
+            be explained.
         noisy_sample_count: noisy copies per input, 1 to 50 (default 3).
     """
+
+    # Vertex JSON fields of SmoothGradConfig, FeatureNoiseSigma and its entries.
+    VERTEX_KEYS = ("noiseSigma", "featureNoiseSigma", "noisySampleCount")
+    FEATURE_NOISE_SIGMA_KEYS = ("noiseSigma",)
+    NOISE_SIGMA_ENTRY_KEYS = ("name", "sigma")
 
     def __init__(self, noise_sigma=None, feature_noise_sigma=None, noisy_sample_count=3):
         where = "SmoothGrad"
@@ -29,6 +36,11 @@ class SmoothGrad(SpecObject):
         if self.noise_sigma is not None and self.feature_noise_sigma is not None:
             raise SpecError(describe(where, "feature_noise_sigma", feature_noise_sigma,
                                      f"give it or noise_sigma ({noise_sigma}), not both"))
+        if self.noise_sigma is None and self.feature_noise_sigma is None:
+            raise SpecError(describe(where, "noise_sigma", None,
+                                     "give noise_sigma (one sigma for every feature, e.g. 0.1 "
+                                     "for inputs scaled to [0, 1]) or feature_noise_sigma "
+                                     "({feature name: sigma}): the noise has no default"))
         self.noisy_sample_count = check_int(where, "noisy_sample_count", noisy_sample_count, 1, 50)
 
     def get_config(self):
@@ -47,12 +59,13 @@ class SmoothGrad(SpecObject):
 
     @classmethod
     def from_vertex(cls, body, where="smoothGradConfig"):
-        check_known_keys(where, body, ("noiseSigma", "featureNoiseSigma", "noisySampleCount"))
+        check_known_keys(where, body, cls.VERTEX_KEYS)
         sigmas = body.get("featureNoiseSigma")
         if sigmas is not None:
-            check_known_keys(f"{where}.featureNoiseSigma", sigmas, ("noiseSigma",))
+            check_known_keys(f"{where}.featureNoiseSigma", sigmas, cls.FEATURE_NOISE_SIGMA_KEYS)
             entries = sigmas.get("noiseSigma", [])
-            if not all(isinstance(e, dict) and set(e) <= {"name", "sigma"} for e in entries):
+            if not all(isinstance(e, dict) and set(e) <= set(cls.NOISE_SIGMA_ENTRY_KEYS)
+                       for e in entries):
                 raise spec_error(where, "featureNoiseSigma.noiseSigma", entries,
                                  "expected a list of {\"name\": ..., \"sigma\": ...}")
             sigmas = {e.get("name"): e.get("sigma") for e in entries}
@@ -87,6 +100,9 @@ class _GradientMethod(AttributionMethod):
     """Shared fields of integrated gradients and XRAI."""
 
     GRADIENT_BASED = True
+    # Vertex JSON fields of the method and of its BlurBaselineConfig.
+    VERTEX_KEYS = ("stepCount", "smoothGradConfig", "blurBaselineConfig")
+    BLUR_KEYS = ("maxBlurSigma",)
 
     def __init__(self, step_count=50, smooth_grad=None, max_blur_sigma=None):
         where = type(self).__name__
@@ -111,11 +127,11 @@ class _GradientMethod(AttributionMethod):
     @classmethod
     def from_vertex(cls, body, where=None):
         where = where or cls.VERTEX_KEY
-        check_known_keys(where, body, ("stepCount", "smoothGradConfig", "blurBaselineConfig"))
+        check_known_keys(where, body, cls.VERTEX_KEYS)
         smooth = body.get("smoothGradConfig")
         blur = body.get("blurBaselineConfig")
         if blur is not None:
-            check_known_keys(f"{where}.blurBaselineConfig", blur, ("maxBlurSigma",))
+            check_known_keys(f"{where}.blurBaselineConfig", blur, cls.BLUR_KEYS)
         return cls(
             step_count=body.get("stepCount"),
             smooth_grad=None if smooth is None else SmoothGrad.from_vertex(
@@ -178,7 +194,79 @@ class SampledShapley(AttributionMethod):
         self.path_count = check_int("SampledShapley", "path_count", path_count, 1, 50)
 
 
-METHODS = (IntegratedGradients, SampledShapley, XRAI)
+class Examples(AttributionMethod):
+    """Example-based explanations (`examples`): nearest neighbours, not attributions.
+
+    Vertex returns the training examples closest to an instance in the
+    model's latent space (`metadata.latentSpaceSource`). Declared here so
+    that exports carrying it validate; it takes no gradients and is not
+    computed by local `explain`.
+
+    Example:
+        Examples(neighbor_count=5, presets={"query": "FAST", "modality": "TABULAR"},
+                 example_gcs_source={"dataFormat": "JSONL",
+                                     "gcsSource": {"uris": ["gs://bucket/examples.jsonl"]}})
+
+    Args:
+        neighbor_count: neighbours returned per query, >= 1 (default None:
+            the service's default).
+        example_gcs_source: `{"dataFormat": "JSONL", "gcsSource": {"uris":
+            [...]}}`, the examples to search (default None).
+        nearest_neighbor_search_config: the index configuration, free JSON
+            (default None); give it or `presets`, not both.
+        presets: `{"query": "PRECISE"|"FAST", "modality": "IMAGE"|"TEXT"|
+            "TABULAR"}` (default None).
+    """
+
+    VERTEX_KEY = "examples"
+    VERTEX_FIELDS = {
+        "neighbor_count": "neighborCount",
+        "example_gcs_source": "exampleGcsSource",
+        "nearest_neighbor_search_config": "nearestNeighborSearchConfig",
+        "presets": "presets",
+    }
+    GCS_SOURCE_FIELDS = ("dataFormat", "gcsSource")
+    PRESETS_FIELDS = ("query", "modality")
+    DATA_FORMATS = ("JSONL",)
+    QUERIES = ("PRECISE", "FAST")
+    MODALITIES = ("IMAGE", "TEXT", "TABULAR")
+
+    def __init__(self, neighbor_count=None, example_gcs_source=None,
+                 nearest_neighbor_search_config=None, presets=None):
+        where = "Examples"
+        self.neighbor_count = check_int(where, "neighbor_count", neighbor_count, 1, optional=True)
+        self.example_gcs_source = _check_gcs_source(where, example_gcs_source)
+        if nearest_neighbor_search_config is not None and presets is not None:
+            raise SpecError(describe(where, "presets", presets,
+                                     "give it or nearest_neighbor_search_config, not both"))
+        self.nearest_neighbor_search_config = nearest_neighbor_search_config
+        self.presets = _check_presets(where, presets)
+
+
+def _check_gcs_source(where, value):
+    if value is None:
+        return None
+    field = "example_gcs_source"
+    check_known_keys(f"{where} {field}", value, Examples.GCS_SOURCE_FIELDS)
+    check_choice(where, f"{field}.dataFormat", value.get("dataFormat"), Examples.DATA_FORMATS,
+                 optional=True)
+    source = value.get("gcsSource")
+    if source is not None:
+        check_known_keys(f"{where} {field}.gcsSource", source, ("uris",))
+        check_str_list(where, f"{field}.gcsSource.uris", source.get("uris"))
+    return value
+
+
+def _check_presets(where, value):
+    if value is None:
+        return None
+    check_known_keys(f"{where} presets", value, Examples.PRESETS_FIELDS)
+    check_choice(where, "presets.query", value.get("query"), Examples.QUERIES, optional=True)
+    check_choice(where, "presets.modality", value.get("modality"), Examples.MODALITIES)
+    return value
+
+
+METHODS = (IntegratedGradients, SampledShapley, XRAI, Examples)
 BY_VERTEX_KEY = {cls.VERTEX_KEY: cls for cls in METHODS}
 _BY_NAME = {
     **{cls.__name__.lower(): cls for cls in METHODS},

@@ -1,0 +1,169 @@
+"""Route 2: a TensorFlow subprocess rebuilds the model from its Keras config.
+
+Keras configs are backend-neutral. Once per conversion (before training) the
+model's config is written, a fresh Python process on the TensorFlow backend
+(`tf_worker.py`) builds the model from it and saves its `xai_model` function
+as a SavedModel, and this process loads that back: an ordinary TensorFlow
+graph with TensorFlow's own gradients, whose variables then receive the live
+weights before it is used and before every write. No weights are written to
+disk, and the process start-up (seconds) is paid once per `fit`, not per
+export.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from xai_callback.backends import numpy_copy_notice_hidden, weights_of
+from xai_callback.backends.base import MirroredConverter, describe_layer, layers_of
+from xai_callback.errors import ModelConversionError
+from xai_callback.signatures import SignatureFunction
+
+WORKER_MODULE = "xai_callback.backends.tf_worker"
+CONFIG_FILE = "model_config.json"
+REPORT_FILE = "report.json"
+CORE_DIR = "core"
+# Loading TensorFlow and the model takes seconds; a hang must not block fit.
+WORKER_TIMEOUT_S = 600
+
+
+class SubprocessConverter(MirroredConverter):
+    """The model rebuilt on the TensorFlow backend in a subprocess, reloaded here.
+
+    Example:
+
+    ```python
+    fn = SubprocessConverter(model, live_gradients, backend="torch").signature_function()
+    ```
+
+    Args:
+        model: a built Keras model whose classes are importable (not defined
+            in `__main__`): the subprocess imports them by module name.
+        live_gradients: see `MirroredConverter`.
+        backend: the Keras backend of `model` ("jax" or "torch").
+        rtol, atol: tolerances of the live-model checks.
+    """
+
+    route = "TensorFlow subprocess"
+
+    def __init__(self, model, live_gradients, backend, rtol=1e-4, atol=1e-5):
+        super().__init__(model, live_gradients, rtol=rtol, atol=atol)
+        self.backend = backend
+
+    def _convert(self, name):
+        check_importable(self.model, self.backend)
+        workdir = tempfile.mkdtemp(prefix="xai-callback-convert-")
+        try:
+            config_path = os.path.join(workdir, CONFIG_FILE)
+            with open(config_path, "w") as f:
+                json.dump(model_config(self.model), f)
+            report = run_worker(config_path, workdir, self.backend)
+            paths = [v.path for v in self.model.weights]
+            outputs = list(self.keras_fn.output_names or [])
+            if report["paths"] != paths or report["output_names"] != outputs:
+                raise ModelConversionError(
+                    f"The model rebuilt on TensorFlow has the weights {report['paths']} and "
+                    f"outputs {report['output_names']}, the {self.backend} model {paths} and "
+                    f"{outputs}: weights cannot be copied between them."
+                )
+            # Kept: the loaded object owns the variables its function captures.
+            self._restored = tf.saved_model.load(os.path.join(workdir, CORE_DIR))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self._variables = list(self._restored.model_variables)
+        self._assign()  # the worker's model has fresh initial weights
+        restored, keys = self._restored, list(self.keras_fn.input_specs)
+
+        def call_restored(**values):
+            return restored.call(*[values[k] for k in keys])
+
+        mirror = SignatureFunction(
+            call_restored, dict(self.keras_fn.input_specs), output_names=self.keras_fn.output_names, name=name
+        )
+        mirror.concrete_function()
+        return mirror
+
+    def _assign(self):
+        for variable, value in zip(self._variables, weights_of(self.model)):
+            variable.assign(value)
+
+
+def model_config(model):
+    """The model's Keras config (what `.keras` files hold), without compile settings."""
+    import keras
+
+    with numpy_copy_notice_hidden():
+        config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return config
+
+
+def check_importable(model, backend):
+    """Refuses classes the subprocess cannot import (defined in `__main__`).
+
+    Raises:
+        ModelConversionError: naming the layer and its class.
+    """
+    for layer in [model, *layers_of(model)]:
+        if type(layer).__module__ == "__main__":
+            raise ModelConversionError(
+                f"The {backend} model cannot be rebuilt on TensorFlow: {describe_layer(layer)} "
+                "is defined in __main__, which the TensorFlow process that writes the export "
+                "cannot import. Move the class into a module (and register it with "
+                "@keras.saving.register_keras_serializable()).",
+                layer=layer.name,
+            )
+
+
+def worker_env():
+    """This environment on the TensorFlow backend, with this process's import path."""
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = "tensorflow"
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    # Custom layers import in the worker exactly as they did here.
+    paths = [os.getcwd()] + [p for p in sys.path if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The worker only traces and saves: leave the accelerators to training.
+    env["CUDA_VISIBLE_DEVICES"] = "-1"
+    return env
+
+
+def run_worker(config_path, workdir, backend):
+    """Runs `tf_worker` on `config_path`; returns its report or raises naming the layer."""
+    command = [sys.executable, "-m", WORKER_MODULE, config_path, workdir]
+    try:
+        done = subprocess.run(
+            command, env=worker_env(), timeout=WORKER_TIMEOUT_S,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ModelConversionError(
+            f"Rebuilding the {backend} model on TensorFlow did not finish in "
+            f"{WORKER_TIMEOUT_S} s. Output:\n{_tail(e.output)}"
+        ) from None
+    report_path = os.path.join(workdir, REPORT_FILE)
+    if not os.path.exists(report_path):
+        raise ModelConversionError(
+            f"Rebuilding the {backend} model on TensorFlow failed (exit {done.returncode}). "
+            f"Output:\n{_tail(done.stdout)}"
+        )
+    with open(report_path) as f:
+        report = json.load(f)
+    if report.get("error"):
+        raise ModelConversionError(
+            f"The {backend} model cannot be rebuilt on TensorFlow: {report['error']}",
+            layer=report.get("layer"),
+        )
+    return report
+
+
+def _tail(output):
+    if isinstance(output, bytes):
+        output = output.decode("utf-8", "replace")
+    return (output or "")[-3000:]
