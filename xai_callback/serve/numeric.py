@@ -5,10 +5,12 @@ walks every value in Python (b64 leaves, strings, checks), about 250 µs for
 8 instances of 4 floats: a large part of a small request's cost. Most
 requests to a numeric model are nested lists of numbers, which numpy reads
 in a few microseconds. `NumericInputs.arrays` takes exactly those and gives
-the arrays the general decoder would give; anything else (strings, b64,
-ragged or mis-shaped values, wrong keys, non-integral values for integer
-inputs) gives None, and the caller runs the general decoder, which decodes
-it or words the error as always.
+the arrays the general decoder would give (same dtype, shape and values; a
+flat `[batch]` column fills a `[None, 1]` input, as there); anything else
+(strings, b64, ragged or mis-shaped values, wrong keys, batch sizes that
+differ, non-integral values for integer inputs) gives None, and the caller
+runs the general decoder, which decodes it or words the error as always.
+tests/test_serve_fast_path.py holds the two paths to the same answers.
 """
 
 from collections.abc import Mapping
@@ -60,6 +62,8 @@ class NumericInputs:
             if array is None:
                 return None
             arrays[key] = array
+        if len({a.shape[0] for a in arrays.values() if a.ndim}) > 1:
+            return None  # the general decoder names the input whose batch size differs
         return arrays
 
     def _columns(self, data):
@@ -90,6 +94,8 @@ def _numeric_array(values, dtype, dims):
         return None
     if dtype.kind in "iu" and kind == "f" and not np.all(np.mod(array, 1) == 0):
         return None  # the general decoder names the non-integer value
+    if dims is not None and len(dims) == 2 and dims[1] == 1 and array.ndim == 1:
+        array = array[:, None]  # one scalar per instance, as `inputs._fit_rank` reads it
     if dims is not None and (len(dims) != array.ndim or any(
             d is not None and d != n for d, n in zip(dims, array.shape))):
         return None
