@@ -347,3 +347,43 @@ def test_two_workers_both_answer_and_stop_on_sigterm(exports, trained):
     assert "2 worker processes" in output, output[-3000:]
     for pid in workers:  # reaped by the supervisor, not left running
         assert not os.path.exists(f"/proc/{pid}"), pid
+
+
+def test_workers_exit_1_when_the_model_cannot_load(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    assert cli.main(["serve", str(broken), "--port", "0", "--workers", "2", "--no-access-log"]) == 1
+
+
+# -- JSON: orjson when installed, the standard library's answers ---------------------
+
+
+@pytest.mark.parametrize("content", [
+    {"predictions": [[0.1, 1e-07, -2.5e300], [3, -4]], "ok": True, "name": "é\u2603"},
+    {"predictions": [[float("nan"), float("inf"), -float("inf")]]},
+    {"predictions": [None, 1.0], "text": "null"},
+    {1: "a non-string key", "big": 2**70},
+])
+def test_written_json_reads_back_as_the_standard_library_writes_it(content):
+    from xai_callback.serve.bodies import dumps
+
+    written = dumps(content)
+    assert isinstance(written, bytes)
+    assert written.decode() == json.dumps(content, separators=(",", ":")) or (
+        json.loads(written) == json.loads(json.dumps(content)))
+    if "nan" in repr(content):  # TF Serving's tokens, never null
+        assert b"NaN" in written and b"-Infinity" in written and b"null" not in written
+
+
+def test_nan_tokens_in_a_request_and_an_answer(servers, trained):
+    """orjson refuses `NaN`; the standard library reads it, as TF Serving does, and
+    the NaN the model answers is written as `NaN`, not `null`."""
+    _, x = trained
+    raw = ('{"instances": [[NaN, 1.0, 2.0, 3.0], %s]}' % json.dumps(x[0].tolist())).encode()
+    status, body, _ = request(servers["floats"].port, "POST", "/v1/models/floats:predict", raw=raw)
+    assert status == 200, body
+    assert np.isnan(body["predictions"][0][0])
+    expected = tf.saved_model.load(servers["floats"].options.path).signatures["serving_default"](
+        feats=tf.constant(x[:1]))["score"].numpy()
+    np.testing.assert_allclose(body["predictions"][1], expected[0], rtol=1e-6)
