@@ -11,7 +11,7 @@ DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_MAX_BATCH_ROWS = 1024
 # Signature calls measured faster than this run on the event loop (no thread
 # hop); see `runner.CallTimes` and BENCHMARKS.md "Serving" for the measurement.
-DEFAULT_INLINE_CALL_MS = 5.0
+DEFAULT_INLINE_CALL_MS = 1.0
 DEFAULT_POLL_SECONDS = 2.0
 DEFAULT_GRACEFUL_SECONDS = 30.0
 HEALTH_ROUTE = "/healthz"
@@ -47,7 +47,7 @@ class ServeOptions:
         max_batch_rows: rows of one merged call. Defaults to 1024.
         inline_call_ms: signature calls measured to take less than this
             many milliseconds run on the event loop instead of a worker
-            thread; 0 runs every call in a thread. Defaults to 5.0.
+            thread; 0 runs every call in a thread. Defaults to 1.0.
         poll_seconds: how often a base directory is checked for a new
             version. Defaults to 2.0.
         graceful_seconds: on SIGTERM, how long in-flight requests may take
