@@ -27,8 +27,9 @@ Models: "tiny" (MLP 4-8-1, a call costs well under a millisecond, so the
 HTTP and JSON work per request dominates) and "wide" (MLP 64-1024-1024-10,
 about a millisecond per call).
 
-Run:  .venv/bin/python benchmarks/bench_serve.py [--repeats 3] [--seconds 4] [--quick]
-(--quick: the tiny model, 1 round of 1 s phases; < 2 min)
+Run:  .venv/bin/python benchmarks/bench_serve.py [--repeats 3] [--seconds 4] [--quick] [--before CHECKOUT]
+(--quick: the tiny model, 1 round of 1 s phases; < 2 min. --before: rows served by the package of
+another checkout, e.g. `git archive main | tar -x -C /tmp/main`, measured in the same rounds)
 """
 
 import asyncio
@@ -97,12 +98,14 @@ def build_export(path, n_features, hidden, classes):
 class ServerProcess:
     """`xai-callback serve` in its own process (or processes, with --workers) on a free port."""
 
-    def __init__(self, path, *flags):
+    def __init__(self, path, *flags, code=None):
         self.port = free_port()
         command = [sys.executable, "-m", "xai_callback.cli", "serve", path, "--port", str(self.port),
                    "--model-name", "m", "--no-access-log", *flags]
+        # code: another checkout of the package to serve with (PYTHONPATH), e.g. the code before a change.
+        env = None if code is None else dict(os.environ, PYTHONPATH=os.path.abspath(code))
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True)
+                                        text=True, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         while not self._ready():
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -244,7 +247,7 @@ def run_threads(callers, seconds, call):
             "p50": float(np.percentile(latencies, 50)), "p99": float(np.percentile(latencies, 99))}
 
 
-def measure(model_name, export_dir, repeats, seconds, work):
+def measure(model_name, export_dir, repeats, seconds, work, before=None):
     import tensorflow as tf
 
     from xai_callback.explain import load_explainer
@@ -269,6 +272,8 @@ def measure(model_name, export_dir, repeats, seconds, work):
         "unbatched": ServerProcess(export_dir, "--no-batching"),
         "workers": ServerProcess(export_dir, "--workers", "2"),
     }
+    if before:
+        servers["before"] = ServerProcess(export_dir, code=before)
 
     def server_phase(server, verb, callers=CLIENTS):
         def run():
@@ -300,6 +305,10 @@ def measure(model_name, export_dir, repeats, seconds, work):
         "explain_server_1": server_phase(servers["default"], "explain", callers=1),
         "explain_inprocess_1": in_process(lambda i: explainer.explain_instances(singles[i]), callers=1),
     }
+    if before:
+        phases["predict_server_before"] = server_phase(servers["before"], "predict")
+        phases["explain_server_before"] = server_phase(servers["before"], "explain")
+        phases["explain_server_before_1"] = server_phase(servers["before"], "explain", callers=1)
     try:
         results = common.interleaved(list(phases), repeats, lambda name: phases[name](), warmup=False)
     finally:
@@ -330,6 +339,12 @@ def print_results(model_name, results, seconds):
         "explain_server_1": "server `:explain`, 1 caller",
         "explain_inprocess_1": "in-process `explain_instances`, 1 caller (baseline of the row above)",
     }
+    if "predict_server_before" in results:
+        labels.update({
+            "predict_server_before": "server `:predict`, code before (`--before`)",
+            "explain_server_before": "server `:explain`, code before (`--before`)",
+            "explain_server_before_1": "server `:explain`, 1 caller, code before (`--before`)",
+        })
     baselines = {"predict": "predict_inprocess", "explain": "explain_inprocess"}
     rows = []
     for name, label in labels.items():
@@ -379,6 +394,9 @@ def main():
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one phase (default 4)")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["tiny", "wide"])
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also serve with the package of another checkout (e.g. the main branch's "
+                             "working tree), to compare with the code before a change in the same run")
     args = parser.parse_args()
     repeats, seconds, names = args.repeats, args.seconds, args.models
     if args.quick:
@@ -388,7 +406,7 @@ def main():
     try:
         for name in names:
             export_dir = build_export(os.path.join(work, name), *MODELS[name])
-            print_results(name, measure(name, export_dir, repeats, seconds, work), seconds)
+            print_results(name, measure(name, export_dir, repeats, seconds, work, args.before), seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{common.machine_note()}")
