@@ -102,10 +102,11 @@ class ServerProcess:
         self.port = free_port()
         command = [sys.executable, "-m", "xai_callback.cli", "serve", path, "--port", str(self.port),
                    "--model-name", "m", "--no-access-log", *flags]
-        # code: another checkout of the package to serve with (PYTHONPATH), e.g. the code before a change.
+        # code: another checkout of the package to serve with, e.g. the code before a change. Its
+        # directory is the working directory too: `python -m` puts that first on sys.path.
         env = None if code is None else dict(os.environ, PYTHONPATH=os.path.abspath(code))
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True, env=env)
+                                        text=True, env=env, cwd=code and os.path.abspath(code))
         deadline = time.monotonic() + START_TIMEOUT
         while not self._ready():
             if time.monotonic() > deadline or self.process.poll() is not None:
