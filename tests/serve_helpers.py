@@ -30,7 +30,8 @@ class ThreadServer:
         self.options = ServeOptions(path, port=0, access_log=False, **options)
         self.repository = ModelRepository(self.options.path, name=self.options.model_name,
                                           poll_seconds=self.options.poll_seconds)
-        config = uvicorn.Config(build_app(Service(self.options, self.repository)), host="127.0.0.1",
+        self.service = Service(self.options, self.repository)
+        config = uvicorn.Config(build_app(self.service), host="127.0.0.1",
                                 port=0, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=10)
         self.server = uvicorn.Server(config)

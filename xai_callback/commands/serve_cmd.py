@@ -14,8 +14,8 @@ EXIT_OK, EXIT_LOAD_FAILED, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers):
     from xai_callback.serve.options import (
-        DEFAULT_GRACEFUL_SECONDS, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES,
-        DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_SECONDS, TOKEN_ENV,
+        DEFAULT_GRACEFUL_SECONDS, DEFAULT_INLINE_CALL_MS, DEFAULT_MAX_BATCH_ROWS,
+        DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_SECONDS, TOKEN_ENV,
     )
 
     parser = subparsers.add_parser(
@@ -53,12 +53,19 @@ def register(subparsers):
                              "concurrent ones")
     parser.add_argument("--max-batch-rows", type=int, default=DEFAULT_MAX_BATCH_ROWS,
                         help=f"rows of one merged predict call (default {DEFAULT_MAX_BATCH_ROWS})")
+    parser.add_argument("--inline-call-ms", type=float, default=DEFAULT_INLINE_CALL_MS,
+                        help="signature calls measured faster than this run on the event loop, "
+                             "slower ones in worker threads; 0: always threads "
+                             f"(default {DEFAULT_INLINE_CALL_MS})")
     parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS,
                         help=f"how often a base directory is checked for a new version "
                              f"(default {DEFAULT_POLL_SECONDS})")
     parser.add_argument("--graceful-seconds", type=float, default=DEFAULT_GRACEFUL_SECONDS,
                         help="on SIGTERM, how long in-flight requests may take to finish "
                              f"(default {DEFAULT_GRACEFUL_SECONDS})")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes on the port, each loading the model "
+                             "(default 1; about one per core for small, fast models)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
                         help="do not log one line per request")
     parser.set_defaults(func=run)
@@ -97,9 +104,11 @@ def _settings(args, environment, token_env):
         "max_in_flight": args.max_in_flight,
         "batching": args.batching,
         "max_batch_rows": args.max_batch_rows,
+        "inline_call_ms": args.inline_call_ms,
         "poll_seconds": args.poll_seconds,
         "graceful_seconds": args.graceful_seconds,
         "access_log": args.access_log,
+        "workers": args.workers,
     }
     for option in ("health_route", "predict_route"):
         settings[option] = environment.get(option)

@@ -25,7 +25,8 @@ class Service:
         self.options = options
         self.repository = repository
         self.runner = runner or ModelRunner(
-            options.max_in_flight, batching=options.batching, max_batch_rows=options.max_batch_rows)
+            options.max_in_flight, batching=options.batching, max_batch_rows=options.max_batch_rows,
+            inline_ms=options.inline_call_ms)
 
     async def read_body(self, request):
         return await read_json(request, self.options.max_body_bytes)
@@ -106,7 +107,7 @@ def build_app(service):
 
 
 def service_lifespan(service):
-    """Starts the repository (background load and polling) and stops it at shutdown."""
+    """Starts the repository (background load and polling); stops it and the runner at shutdown."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -115,6 +116,7 @@ def service_lifespan(service):
             yield
         finally:
             service.repository.stop()
+            service.runner.close()
 
     return lifespan
 

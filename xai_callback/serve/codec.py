@@ -1,7 +1,8 @@
 """TF Serving's JSON conventions for predict bodies: row and columnar, b64, `_bytes` outputs.
 
 Instances are decoded by `xai_callback.explain.instances` (the same code the
-local explainer uses). Responses follow TF Serving's REST API: the row format
+local explainer uses), plain numbers by a vectorised fast path that gives the
+same arrays (`numeric`). Responses follow TF Serving's REST API: the row format
 answers `{"predictions": [...]}` (bare values for a single output, one object
 per instance for several), the columnar format `{"outputs": ...}` (a bare
 tensor for a single output, an object for several); outputs whose name ends
@@ -16,7 +17,7 @@ import numpy as np
 from xai_callback.explain.errors import InstanceError
 from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.serve.errors import ServeError
-from xai_callback.verify import signature_io
+from xai_callback.serve.numeric import NumericInputs
 
 SIGNATURE_KEY = "signature_name"
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
@@ -47,42 +48,79 @@ def instances_of(body):
 
 
 def signature_of(model, body):
-    """`(name, concrete function)` named by `signature_name` (default `serving_default`)."""
+    """The name given by `signature_name` (default `serving_default`), checked."""
     name = body.get(SIGNATURE_KEY) or "serving_default"
     if not isinstance(name, str) or name not in model.signatures:
         raise ServeError(400, f"Serving signature {name!r} is not in the model; it has "
                               f"{sorted(model.signatures)}.")
-    return name, model.signatures[name]
+    return name
 
 
-def decode(data, row_format, signature, signature_name):
-    """`{key: tf.Tensor}` for `signature` from row instances or columnar inputs.
+class SignatureInputs:
+    """A signature's inputs, prepared once for decoding requests.
+
+    Example:
+
+    ```python
+    inputs = SignatureInputs("serving_default", {"x": tf.TensorSpec([None, 3], tf.float32)})
+    decode([[1, 2, 3]], True, inputs)["x"]   # np.ndarray float32 (1, 3)
+    ```
+
+    Args:
+        name: the signature's name (in error messages).
+        specs: `{key: tf.TensorSpec}` of its inputs.
+    """
+
+    def __init__(self, name, specs):
+        self.name = name
+        self.specs = specs
+        self.numeric = NumericInputs(specs)
+
+
+def decode(data, row_format, inputs):
+    """`{key: np.ndarray}` for `inputs` (`SignatureInputs`) from row instances
+    or columnar inputs.
+
+    Plain numbers take the numeric fast path; everything else, and every
+    error, the general decoder (`instances_to_tensors`).
 
     Raises:
         ServeError: 400 naming the instance and key that do not fit.
     """
-    specs = signature_io(signature)[0]
+    specs, signature_name = inputs.specs, inputs.name
     try:
+        if not row_format:
+            data = _columns(data, specs, signature_name)
+        arrays = inputs.numeric.arrays(data)
+        if arrays is not None:
+            return arrays
         if row_format:
             try:
-                return instances_to_tensors(data, specs, signature_name)
+                tensors = instances_to_tensors(data, specs, signature_name)
             except InstanceError as e:
                 raise _with_instance(e, data, specs, signature_name) from e
-        if not isinstance(data, Mapping) or set(data) == {"b64"}:
-            if len(specs) != 1:
-                raise InstanceError(
-                    f"'inputs' is a bare value, but '{signature_name}' takes {len(specs)} inputs "
-                    f"{sorted(specs)}: give an object keyed by input name.")
-            data = {next(iter(specs)): data}
-        for key, value in data.items():
-            if not isinstance(value, list):
-                raise InstanceError(
-                    f"Input {key!r} in 'inputs' is {_kind(value)}; each input of "
-                    f"'{signature_name}' takes a batch, a list with one entry per instance.",
-                    key=key)
-        return instances_to_tensors(data, specs, signature_name)
+        else:
+            tensors = instances_to_tensors(data, specs, signature_name)
     except InstanceError as e:
         raise ServeError(400, str(e)) from e
+    return {key: tensor.numpy() for key, tensor in tensors.items()}
+
+
+def _columns(data, specs, signature_name):
+    """Columnar `inputs` as `{key: list}` (a bare value feeds a single input)."""
+    if not isinstance(data, Mapping) or set(data) == {"b64"}:
+        if len(specs) != 1:
+            raise InstanceError(
+                f"'inputs' is a bare value, but '{signature_name}' takes {len(specs)} inputs "
+                f"{sorted(specs)}: give an object keyed by input name.")
+        data = {next(iter(specs)): data}
+    for key, value in data.items():
+        if not isinstance(value, list):
+            raise InstanceError(
+                f"Input {key!r} in 'inputs' is {_kind(value)}; each input of "
+                f"'{signature_name}' takes a batch, a list with one entry per instance.",
+                key=key)
+    return data
 
 
 def _with_instance(error, rows, specs, signature_name):
@@ -102,9 +140,9 @@ def _with_instance(error, rows, specs, signature_name):
     return error
 
 
-def rows_of(tensors):
+def rows_of(arrays):
     """The batch size shared by all inputs, or None (scalars, or sizes differ)."""
-    sizes = {t.shape[0] if t.shape.rank else None for t in tensors.values()}
+    sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
     return sizes.pop() if len(sizes) == 1 else None
 
 

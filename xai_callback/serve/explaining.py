@@ -18,6 +18,8 @@ import json
 import re
 from collections.abc import Mapping
 
+import tensorflow as tf
+
 from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.settings import DEFAULT_PARAMETERS, default_metadata
 from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, instances_of, request_object
@@ -29,6 +31,7 @@ EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", 
 REFUSED_OPTIONS = ("progress",)
 OVERRIDE_KEYS = ("parameters", "metadata", "examplesOverride")
 GENERAL_PARAMETERS = ("topK", "outputIndices")
+DEFAULT_SETTINGS_KEY = "[{}, null]"  # settings_key of no options and no override
 
 
 def explain_call(model, body):
@@ -46,15 +49,22 @@ def explain_call(model, body):
                          google_status="FAILED_PRECONDITION")
     options = explain_options(body.get("parameters"))
     explainer = overridden_explainer(model.explainer, body.get("explanationSpecOverride"))
+    numeric = model.explain_inputs.numeric
 
     def run():
-        return explainer.explain_instances(instances, **options).to_dict()
+        arrays = numeric.arrays(instances)  # plain numbers: decoded at once
+        if arrays is None:
+            return explainer.explain_instances(instances, **options).to_dict()
+        tensors = {key: tf.constant(value) for key, value in arrays.items()}
+        return explainer.explain(tensors, **options).to_dict()
 
     return run, settings_key(options, body.get("explanationSpecOverride"))
 
 
 def settings_key(options, override):
     """A hashable key of an explanation's settings (equal keys: same traces)."""
+    if not options and not override:
+        return DEFAULT_SETTINGS_KEY  # most requests: no need to write JSON
     return json.dumps([options, override or None], sort_keys=True, default=repr)
 
 

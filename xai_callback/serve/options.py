@@ -9,6 +9,9 @@ DEFAULT_MAX_BODY_BYTES = 1536 * 1024
 # Model calls running at once (threads off the event loop); more wait.
 DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_MAX_BATCH_ROWS = 1024
+# Signature calls measured faster than this run on the event loop (no thread
+# hop); see `runner.CallTimes` and BENCHMARKS.md "Serving" for the measurement.
+DEFAULT_INLINE_CALL_MS = 1.0
 DEFAULT_POLL_SECONDS = 2.0
 DEFAULT_GRACEFUL_SECONDS = 30.0
 HEALTH_ROUTE = "/healthz"
@@ -42,6 +45,9 @@ class ServeOptions:
         batching: merge concurrent predict requests into one model call.
             Defaults to True.
         max_batch_rows: rows of one merged call. Defaults to 1024.
+        inline_call_ms: signature calls measured to take less than this
+            many milliseconds run on the event loop instead of a worker
+            thread; 0 runs every call in a thread. Defaults to 1.0.
         poll_seconds: how often a base directory is checked for a new
             version. Defaults to 2.0.
         graceful_seconds: on SIGTERM, how long in-flight requests may take
@@ -49,6 +55,8 @@ class ServeOptions:
         health_route, predict_route: extra routes (Vertex's
             `AIP_HEALTH_ROUTE` / `AIP_PREDICT_ROUTE`). Defaults to None.
         access_log: log one line per request. Defaults to True.
+        workers: server processes, each with its own copy of the model, on
+            one port (see `xai_callback.serve.workers`). Defaults to 1.
     """
 
     path: str
@@ -60,11 +68,13 @@ class ServeOptions:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     batching: bool = True
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    inline_call_ms: float = DEFAULT_INLINE_CALL_MS
     poll_seconds: float = DEFAULT_POLL_SECONDS
     graceful_seconds: float = DEFAULT_GRACEFUL_SECONDS
     health_route: str = None
     predict_route: str = None
     access_log: bool = True
+    workers: int = 1
 
     def __post_init__(self):
         if not isinstance(self.path, str) or not self.path:
@@ -73,10 +83,14 @@ class ServeOptions:
         _check_int("max_body_bytes", self.max_body_bytes, 1)
         _check_int("max_in_flight", self.max_in_flight, 1)
         _check_int("max_batch_rows", self.max_batch_rows, 1)
+        _check_int("workers", self.workers, 1)
         for name in ("poll_seconds", "graceful_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0; received {name}={value!r}.")
+        value = self.inline_call_ms
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"inline_call_ms must be a number >= 0; received inline_call_ms={value!r}.")
         if self.model_name is not None and not _MODEL_NAME.match(str(self.model_name)):
             raise ValueError(
                 f"model_name={self.model_name!r} cannot appear in /v1/models/{{name}}: "

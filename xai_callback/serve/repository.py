@@ -21,13 +21,17 @@ from tensorflow.core.protobuf import saved_model_pb2
 from xai_callback import placement, storage
 from xai_callback.errors import ExportVerificationError
 from xai_callback.layout import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
+from xai_callback.serve.codec import SignatureInputs
 from xai_callback.serve.errors import ServeError
 from xai_callback.serve.explaining import settings_key
-from xai_callback.serve.runner import first_call_alone
+from xai_callback.serve.runner import call_signature, first_call_alone
 from xai_callback.tensor_io import decode_tensor_dict
+from xai_callback.verify import signature_io
 
 log = logging.getLogger("xai_callback.serve")
 DEFAULT_MODEL_NAME = "model"  # TF Serving's default MODEL_NAME
+WARM_UP_CALLS = 3  # the first call of a loaded signature is slower than the next ones
+EXPLAINER_INPUTS = object()  # key of the explainer's instances in `ServedModel._inputs`
 
 
 @dataclasses.dataclass
@@ -44,6 +48,8 @@ class ServedModel:
         explain_problem: why `:explain` is refused, or None.
         traced_calls: keys of the explanation settings already run (see
             `runner.first_call_alone`).
+        call_times: `{signature name: recent call wall times in seconds}`
+            (see `runner.ModelRunner.inline`).
     """
 
     version: int
@@ -54,6 +60,26 @@ class ServedModel:
     explain_problem: str = None
     saved_model: object = dataclasses.field(default=None, repr=False)
     traced_calls: set = dataclasses.field(default_factory=set, repr=False)
+    call_times: dict = dataclasses.field(default_factory=dict, repr=False)
+    _inputs: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def inputs(self, signature_name):
+        """The `codec.SignatureInputs` of a signature (prepared once)."""
+        inputs = self._inputs.get(signature_name)
+        if inputs is None:
+            specs = signature_io(self.signatures[signature_name])[0]
+            inputs = self._inputs[signature_name] = SignatureInputs(signature_name, specs)
+        return inputs
+
+    @property
+    def explain_inputs(self):
+        """The `codec.SignatureInputs` of the explainer's instances."""
+        inputs = self._inputs.get(EXPLAINER_INPUTS)
+        if inputs is None:
+            explainer = self.explainer
+            inputs = self._inputs[EXPLAINER_INPUTS] = SignatureInputs(
+                explainer.instance_signature, explainer.instance_specs)
+        return inputs
 
 
 def load_served_model(path, version):
@@ -95,12 +121,17 @@ def read_signature_defs(path):
 
 def _warm_up(model):
     """Runs serving_default (and one explanation) on the stored sample, so the
-    first request after a switch traces nothing. Exports without one skip it."""
+    first request after a switch traces nothing and serving_default's call
+    time is known (`runner.CallTimes`). Exports without one skip it."""
     sample_path = extra_path(model.path, SAMPLE_FILE)
     if SERVING_DEFAULT not in model.signatures or not storage.exists(sample_path):
         return
     sample = decode_tensor_dict(storage.read_json(sample_path))
-    model.signatures[SERVING_DEFAULT](**sample)
+    arrays = {key: value.numpy() for key, value in sample.items()}
+    for _ in range(WARM_UP_CALLS):  # timed: fast signatures are then called on the loop
+        (result,) = call_signature(model, SERVING_DEFAULT, [arrays])
+        if isinstance(result, Exception):
+            raise result
     explainer = model.explainer
     if explainer is None or set(sample) != set(explainer.instance_specs):
         return

@@ -12,15 +12,18 @@ import threading
 
 import uvicorn
 
+from xai_callback import storage
 from xai_callback.serve.app import Service, build_app
 from xai_callback.serve.repository import ModelRepository
+from xai_callback.serve.workers import run_workers
 
 log = logging.getLogger("xai_callback.serve")
 
 
-def serve(options):
+def serve(options, sockets=None):
     """Serves `options.path` until SIGTERM/SIGINT; returns the exit status (0, or 1
-    when the model could not be loaded).
+    when the model could not be loaded). With `options.workers > 1`, from that
+    many processes (see `workers`).
 
     Example:
 
@@ -29,9 +32,18 @@ def serve(options):
     serve(ServeOptions("exports/churn", port=8081))
     ```
 
+    Args:
+        options: `ServeOptions`.
+        sockets: listening sockets to serve on instead of binding
+            `options.host:options.port` (a worker's inherited socket).
+
     Raises:
         FileNotFoundError: nothing exists at `options.path`.
     """
+    if options.workers > 1 and sockets is None:
+        if not storage.exists(options.path):
+            raise FileNotFoundError(f"No export or base directory at {options.path!r}.")
+        return run_workers(options)
     fatal = []
     server = None
 
@@ -57,7 +69,7 @@ def serve(options):
     log.info("serving model '%s' from %s on http://%s:%s", repository.name, repository.path,
              options.host, options.port)
     with _exit_quietly_after_signals():
-        server.run()
+        server.run(sockets=sockets)
     return 1 if fatal or not server.started else 0
 
 

@@ -61,10 +61,10 @@ def model_list(service):
 async def predict(service, request, name, version):
     body = codec.request_object(await service.read_body(request), PREDICT_KEYS)
     model = service.repository.get(name, version)
-    signature_name, signature = codec.signature_of(model, body)
+    signature_name = codec.signature_of(model, body)
     data, row_format = codec.instances_of(body)
-    tensors = codec.decode(data, row_format, signature, signature_name)
-    outputs = await service.runner.predict(model, signature_name, tensors)
+    arrays = codec.decode(data, row_format, model.inputs(signature_name))
+    outputs = await service.runner.predict(model, signature_name, arrays)
     return codec.encode(outputs, row_format)
 
 

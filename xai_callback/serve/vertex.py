@@ -32,10 +32,10 @@ async def predict(service, request):
     if explain is not None:
         return {**await service.explain(model, {codec.ROW_KEY: codec.instances_of(body)[0], **explain}),
                 **_ids(model)}
-    signature_name, signature = codec.signature_of(model, {})
+    signature_name = codec.signature_of(model, {})
     data, _ = codec.instances_of(body)
-    tensors = codec.decode(data, True, signature, signature_name)
-    outputs = await service.runner.predict(model, signature_name, tensors)
+    arrays = codec.decode(data, True, model.inputs(signature_name))
+    outputs = await service.runner.predict(model, signature_name, arrays)
     return {**codec.encode(outputs, True), **_ids(model)}
 
 
