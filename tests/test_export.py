@@ -369,7 +369,7 @@ def test_custom_serving_with_its_own_inputs_beside_a_preprocess(trained, tmp_pat
 
 def test_sample_of_the_wrong_shape_is_named_before_export(trained):
     model, _ = trained
-    with pytest.raises(ValueError, match=r"sample\['feats'\] has shape \[1, 2\].*float32\[None,4\]"):
+    with pytest.raises(ValueError, match=r"sample=.*'feats'.*float32\[None,4\].*batch shape \[1, 2\]"):
         ExplainableExporter(model, sample={"feats": [[1.0, 2.0]]}).prepare()
 
 
