@@ -3,6 +3,7 @@ fast path of decoding, signature calls on the event loop (`--inline-call-ms`), a
 `--workers N` (N processes on one port that all answer and stop on SIGTERM)."""
 
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -287,66 +288,106 @@ def owner(pids, inodes):
     return None
 
 
+def answered_by(port, workers, method, path, body=None):
+    """One request on a fresh connection: `(status, parsed body, pid of the worker that answered)`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        parsed = json.loads(response.read())
+        client_port = connection.sock.getsockname()[1]
+        return response.status, parsed, owner(workers, socket_inodes(port, client_port))
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def workers_serving(path, count=2):
+    """`(process, port, worker pids)` of `serve --workers count`, once every worker
+    has answered /readyz; the whole process group is killed on the way out, so no
+    worker outlives the test (nor holds its output pipe)."""
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        script_command("serve_cli_script.py", "serve", path, "--port", port, "--workers", count,
+                       "--no-access-log"),
+        env=script_env(), cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    ready = set()
+
+    def all_ready():
+        if process.poll() is not None:
+            return True
+        workers = children(process.pid)
+        if len(workers) != count:
+            return None
+        try:  # fresh connections until each worker has said it is ready
+            for _ in range(4):
+                status, _, pid = answered_by(port, workers, "GET", "/readyz")
+                if status == 200 and pid is not None:
+                    ready.add(pid)
+        except OSError:
+            return None
+        return ready == set(workers) and workers
+
+    try:
+        workers = wait_until(all_ready, WORKER_START_SECONDS, interval=0.2)
+        if not workers or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"workers not all ready in {WORKER_START_SECONDS}s (ready: {sorted(ready)}):\n"
+                        + process.communicate(timeout=60)[0][-3000:])
+        yield process, port, workers
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # workers left behind, if any
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=60)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="finds the answering process in /proc")
 def test_two_workers_both_answer_and_stop_on_sigterm(exports, trained):
     _, x = trained
     path = exports["floats"]
     expected = tf.saved_model.load(path).signatures["serving_default"](
         feats=tf.constant(x[:2]))["score"].numpy()
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        script_command("serve_cli_script.py", "serve", path, "--port", port, "--workers", 2,
-                       "--no-access-log"),
-        env=script_env(), cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        def ready_workers():
-            if process.poll() is not None:
-                return True
-            workers = children(process.pid)
-            if len(workers) != 2:
-                return None
-            try:  # each worker answers /readyz once its model is loaded
-                statuses = {request(port, "GET", "/readyz", timeout=5)[0] for _ in range(4)}
-            except OSError:
-                return None
-            return statuses == {200} and workers
-
-        workers = wait_until(ready_workers, WORKER_START_SECONDS, interval=0.5)
-        assert workers and process.poll() is None, process.communicate(timeout=60)[0][-3000:]
-
-        def answered_by(_):
-            """Predicts on a fresh connection; `(status, body, pid of the worker that answered)`."""
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            try:
-                connection.request("POST", "/v1/models/floats:predict",
-                                   body=json.dumps({"instances": x[:2].tolist()}),
-                                   headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                body = json.loads(response.read())
-                client_port = connection.sock.getsockname()[1]
-                return response.status, body, owner(workers, socket_inodes(port, client_port))
-            finally:
-                connection.close()
-
+    with workers_serving(path) as (process, port, workers):
         answers, deadline = [], time.monotonic() + 60
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             while time.monotonic() < deadline and len({pid for _, _, pid in answers}) < 2:
-                answers += pool.map(answered_by, range(8))
+                answers += pool.map(lambda _: answered_by(
+                    port, workers, "POST", "/v1/models/floats:predict", {"instances": x[:2].tolist()}),
+                    range(8))
         assert {pid for _, _, pid in answers} == set(workers), answers[:4]
         for status, body, _ in answers:
             assert status == 200, body
             np.testing.assert_allclose(body["predictions"], expected, rtol=1e-6)
-
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, output[-3000:]
     assert "2 worker processes" in output, output[-3000:]
     for pid in workers:  # reaped by the supervisor, not left running
         assert not os.path.exists(f"/proc/{pid}"), pid
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="finds the answering process in /proc")
+def test_workers_stop_when_the_supervisor_is_killed(exports):
+    with workers_serving(exports["floats"]) as (process, port, workers):
+        process.kill()  # SIGKILL: nothing forwards a signal; the workers see their stdin end
+        process.wait(timeout=60)
+        gone = wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") and _alive(pid)
+                                          for pid in workers), 60)
+        assert gone, [pid for pid in workers if _alive(pid)]
+
+
+def _alive(pid):
+    """Running (a zombie is not: it waits for its parent to read its status)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_workers_exit_1_when_the_model_cannot_load(tmp_path):

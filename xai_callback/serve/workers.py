@@ -11,9 +11,11 @@ workers switch within `poll_seconds` of each other (a keep-alive connection
 stays with one worker and never sees an older version again).
 
 The supervisor forwards SIGTERM/SIGINT to the workers, which finish their
-requests in flight (`graceful_seconds`), and exits 0. If a worker exits on its
-own (its model failed to load, or it crashed), the supervisor stops the others
-and exits 1, for the container's restart policy to act on.
+requests in flight (`graceful_seconds`), and exits 0. Workers also stop when
+the supervisor is gone (killed by SIGKILL): their stdin, a pipe from it, ends.
+If a worker exits on its own (its model failed to load, or it crashed), the
+supervisor stops the others and exits 1, for the container's restart policy
+to act on.
 """
 
 import dataclasses
@@ -87,8 +89,10 @@ def _start_worker(listener, settings):
     env = dict(os.environ, **{SOCKET_FD_ENV: str(listener.fileno())})
     worker = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND], stdin=subprocess.PIPE,
                               pass_fds=(listener.fileno(),), env=env)
-    worker.stdin.write(settings.encode())  # on stdin: the bearer token stays out of argv and env
-    worker.stdin.close()
+    # On stdin: the bearer token stays out of argv and env. The pipe stays open:
+    # its end (the supervisor gone, even by SIGKILL) tells the worker to stop.
+    worker.stdin.write(settings.encode() + b"\n")
+    worker.stdin.flush()
     return worker
 
 
@@ -122,6 +126,8 @@ def _reap(workers, graceful_seconds):
             log.error("worker %d did not stop in time; killing it.", worker.pid)
             worker.kill()
             worker.wait()
+        if worker.stdin is not None:
+            worker.stdin.close()
 
 
 def worker_main():
@@ -130,6 +136,17 @@ def worker_main():
     from xai_callback.serve.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
-    options = ServeOptions(**json.loads(sys.stdin.read()))
+    options = ServeOptions(**json.loads(sys.stdin.readline()))
     listener = socket.socket(fileno=int(os.environ.pop(SOCKET_FD_ENV)))
+    threading.Thread(target=_stop_when_orphaned, args=(options.graceful_seconds,), daemon=True).start()
     sys.exit(serve(options, sockets=[listener]))
+
+
+def _stop_when_orphaned(graceful_seconds):
+    """Stops this worker when the supervisor's end of stdin closes (it exited or was
+    killed): SIGTERM for a graceful stop, then an exit if that did not end it."""
+    sys.stdin.read()  # returns at end of file only
+    log.error("the supervisor is gone; stopping.")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(graceful_seconds + KILL_MARGIN_SECONDS)
+    os._exit(1)
