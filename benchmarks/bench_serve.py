@@ -28,8 +28,10 @@ HTTP and JSON work per request dominates) and "wide" (MLP 64-1024-1024-10,
 about a millisecond per call).
 
 Run:  .venv/bin/python benchmarks/bench_serve.py [--repeats 3] [--seconds 4] [--quick] [--before CHECKOUT]
+      [--compare LABEL=CHECKOUT ...]
 (--quick: the tiny model, 1 round of 1 s phases; < 2 min. --before: rows served by the package of
-another checkout, e.g. `git archive main | tar -x -C /tmp/main`, measured in the same rounds)
+another checkout, e.g. `git archive main | tar -x -C /tmp/main`, measured in the same rounds;
+--compare: predict rows served by further checkouts, e.g. one idea each, in the same rounds)
 """
 
 import asyncio
@@ -248,7 +250,7 @@ def run_threads(callers, seconds, call):
             "p50": float(np.percentile(latencies, 50)), "p99": float(np.percentile(latencies, 99))}
 
 
-def measure(model_name, export_dir, repeats, seconds, work, before=None):
+def measure(model_name, export_dir, repeats, seconds, work, before=None, compare=()):
     import tensorflow as tf
 
     from xai_callback.explain import load_explainer
@@ -275,6 +277,8 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None):
     }
     if before:
         servers["before"] = ServerProcess(export_dir, code=before)
+    for label, checkout in compare:
+        servers["compare " + label] = ServerProcess(export_dir, code=checkout)
 
     def server_phase(server, verb, callers=CLIENTS):
         def run():
@@ -310,6 +314,8 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None):
         phases["predict_server_before"] = server_phase(servers["before"], "predict")
         phases["explain_server_before"] = server_phase(servers["before"], "explain")
         phases["explain_server_before_1"] = server_phase(servers["before"], "explain", callers=1)
+    for label, _ in compare:
+        phases["predict_server_compare " + label] = server_phase(servers["compare " + label], "predict")
     try:
         results = common.interleaved(list(phases), repeats, lambda name: phases[name](), warmup=False)
     finally:
@@ -346,6 +352,8 @@ def print_results(model_name, results, seconds):
             "explain_server_before": "server `:explain`, code before (`--before`)",
             "explain_server_before_1": "server `:explain`, 1 caller, code before (`--before`)",
         })
+    labels.update({name: f"server `:predict`, {name.split(' ', 1)[1]} (`--compare`)"
+                   for name in results if name.startswith("predict_server_compare ")})
     baselines = {"predict": "predict_inprocess", "explain": "explain_inprocess"}
     rows = []
     for name, label in labels.items():
@@ -398,6 +406,11 @@ def main():
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also serve with the package of another checkout (e.g. the main branch's "
                              "working tree), to compare with the code before a change in the same run")
+    parser.add_argument("--compare", metavar="LABEL=CHECKOUT", action="append", default=[],
+                        type=lambda v: tuple(v.split("=", 1)) if "=" in v else parser.error(
+                            f"--compare takes LABEL=CHECKOUT; received {v!r}"),
+                        help="also serve predicts with the package of CHECKOUT, in rows named LABEL "
+                             "(repeatable; e.g. one idea per checkout, A/B in the same rounds)")
     args = parser.parse_args()
     repeats, seconds, names = args.repeats, args.seconds, args.models
     if args.quick:
@@ -407,7 +420,8 @@ def main():
     try:
         for name in names:
             export_dir = build_export(os.path.join(work, name), *MODELS[name])
-            print_results(name, measure(name, export_dir, repeats, seconds, work, args.before), seconds)
+            print_results(name, measure(name, export_dir, repeats, seconds, work, args.before,
+                                                  args.compare), seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{common.machine_note()}")

@@ -26,12 +26,14 @@ class ThreadServer:
     ```
     """
 
-    def __init__(self, path, **options):
+    def __init__(self, path, app_of=None, **options):
+        """`app_of`: what to serve, given `build_app`'s app (default: that app)."""
         self.options = ServeOptions(path, port=0, access_log=False, **options)
         self.repository = ModelRepository(self.options.path, name=self.options.model_name,
                                           poll_seconds=self.options.poll_seconds)
         self.service = Service(self.options, self.repository)
-        config = uvicorn.Config(build_app(self.service), host="127.0.0.1",
+        app = build_app(self.service)
+        config = uvicorn.Config(app_of(app) if app_of else app, host="127.0.0.1",
                                 port=0, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=10)
         self.server = uvicorn.Server(config)

@@ -13,6 +13,7 @@ from xai_callback.serve.bodies import check_bearer, json_response, read_json
 from xai_callback.serve.errors import ServeError, google_error, tf_serving_error
 from xai_callback.serve.explaining import explain_call, explain_error
 from xai_callback.serve.options import HEALTH_ROUTE, READY_ROUTE
+from xai_callback.serve.post_routes import PostRoutes
 from xai_callback.serve.runner import ModelRunner, first_call_alone, model_error
 
 log = logging.getLogger("xai_callback.serve")
@@ -44,7 +45,7 @@ class Service:
 
 
 def build_app(service):
-    """The Starlette app serving `service`.
+    """The ASGI app serving `service`: Starlette, with POSTs sent straight to their routes (`PostRoutes`).
 
     Example:
 
@@ -102,8 +103,9 @@ def build_app(service):
         return error_response(request, ServeError(
             exc.status_code, f"{exc.detail}: {request.method} {request.url.path}"))
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error},
-                     lifespan=service_lifespan(service))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
+                    lifespan=service_lifespan(service))
+    return PostRoutes(app, [r for r in routes if "POST" in r.methods])
 
 
 def service_lifespan(service):
