@@ -246,6 +246,9 @@ class ExplainableExporter:
             return self
         self.preprocessing = ModelPreprocessing.of(
             self.model, self._raw["preprocess_fn"], self._raw["model_fn"], self.split)
+        # Read from the layers once: every export builds the spec again from them.
+        self._default_features = (self.preprocessing.default_features()
+                                  if self.explanation_spec.features is None else None)
         # On JAX/PyTorch a TensorFlow copy of the model (xai_callback/backends/).
         self.converter = backends.for_model(self.model, rtol=self.rtol, atol=self.atol)
         serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
@@ -301,8 +304,7 @@ class ExplainableExporter:
         """Vertex metadata and parameters for `xai_model`'s specs; the features
         default to those the model's preprocessing layers describe."""
         return self.explanation_spec.build(
-            inputs, outputs, output_key=self.output_key,
-            defaults=self.preprocessing.default_features())
+            inputs, outputs, output_key=self.output_key, defaults=self._default_features)
 
     def _check_before_training(self):
         """Runs the sample and the gradient probe on the live functions.

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from xai_callback import keras_graph, keras_preprocessing
 from xai_callback.errors import SignatureError
-from xai_callback.signatures import SignatureFunction, input_keys_of, signature_key
+from xai_callback.signatures import SignatureFunction, float32_output, input_keys_of, signature_key
 
 RAW, ENCODED, CARRIED = "raw", "encoded", "carried"
 # Separator of the raw feature names a crossed feature is made of (FeatureSpace
@@ -169,7 +169,11 @@ def plan_split(model):
     differentiable all the way) or the model has no readable graph
     (subclassed models, tf-keras models).
     """
-    graph = keras_graph.graph_of(model)
+    return _plan_of_graph(keras_graph.graph_of(model))
+
+
+def _plan_of_graph(graph):
+    """`plan_split` on the model's `keras_graph.Graph` (None: no graph)."""
     if graph is None:
         return None
     raw_keys = dict(zip((id(t) for t in graph.inputs), input_keys_of(graph.inputs)))
@@ -182,15 +186,14 @@ def plan_split(model):
     return SplitPlan(graph, raw_keys, boundary, model_steps, preprocess_steps)
 
 
-def known_raw_values(model, rows):
+def known_raw_values(graph, rows):
     """Raw values the model's preprocessing layers accept, `{input key: list}`.
 
     For the string and integer inputs a verification sample cannot make up
     (vocabulary entries of the lookup reading them, words of a
     TextVectorization, ids within an Embedding); floats are left out. Empty
-    for models without a readable graph.
+    for models without a readable graph (`graph` None).
     """
-    graph = keras_graph.graph_of(model)
     if graph is None:
         return {}
     values = {}
@@ -204,17 +207,16 @@ def known_raw_values(model, rows):
     return values
 
 
-def raw_input_features(model):
+def raw_input_features(graph):
     """Default `Feature`s for a model explained on its raw inputs (no split).
 
     String and integer inputs get a baseline their preprocessing accepts
     (the OOV token, empty text, the most frequent value), so sampled Shapley
     never feeds a lookup a value it refuses; floats keep a zero baseline.
-    None for models without a readable graph.
+    None for models without a readable graph (`graph` None).
     """
     from xai_callback.spec.feature import Feature
 
-    graph = keras_graph.graph_of(model)
     if graph is None:
         return None
     features = []
@@ -365,13 +367,6 @@ def _spec(tensor, key):
     return tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=key)
 
 
-def float32_output(value):
-    """Half-precision outputs (mixed precision) are exported as float32."""
-    if value.dtype in (tf.float16, tf.bfloat16):
-        return tf.cast(value, tf.float32)
-    return value
-
-
 def compose_keras_preprocessing(preprocess, model):
     """One functional model: a Keras preprocessing model (or FeatureSpace) feeding `model`.
 
@@ -422,9 +417,11 @@ class ModelPreprocessing:
             composed with a Keras `preprocess_fn`), None without a graph.
     """
 
-    def __init__(self, plan, source):
+    def __init__(self, plan, source, graph=None):
         self.plan = plan
         self.source = source
+        # Read once: the defaults are asked for at every export.
+        self._graph = plan.graph if plan is not None else graph
 
     @classmethod
     def of(cls, model, preprocess_fn, model_fn, split):
@@ -438,7 +435,8 @@ class ModelPreprocessing:
         if preprocess_fn is None:
             # Read even with split=False: the raw inputs then get baselines
             # and sample values their lookups accept.
-            return cls(plan_split(model) if split else None, model)
+            graph = keras_graph.graph_of(model)
+            return cls(_plan_of_graph(graph) if split else None, model, graph)
         if split and is_keras_preprocessing(preprocess_fn):
             source = compose_keras_preprocessing(preprocess_fn, model)
             plan = plan_split(source)
@@ -451,8 +449,8 @@ class ModelPreprocessing:
         if self.plan is not None:
             return self.plan.default_features()
         if self.source is not None:
-            return raw_input_features(self.source)
+            return raw_input_features(self._graph)
         return None
 
     def known_raw_values(self, rows):
-        return known_raw_values(self.source, rows) if self.source is not None else {}
+        return known_raw_values(self._graph, rows)

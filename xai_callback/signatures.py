@@ -276,8 +276,8 @@ def model_signature_function(model, name="xai_model"):
         packed = tf.nest.map_structure(lambda t: values[key_of[_tensor_name(t)]], structure)
         outputs = model(packed, training=False)
         if isinstance(outputs, dict):
-            return {k: _float32(v) for k, v in outputs.items()}
-        return tf.nest.map_structure(_float32, outputs)
+            return {k: float32_output(v) for k, v in outputs.items()}
+        return tf.nest.map_structure(float32_output, outputs)
 
     function = SignatureFunction(call_model, specs, output_names=_output_names(model), name=name)
     function.owners.append(model)
@@ -298,7 +298,8 @@ def _output_names(model):
     return list(model.output_names)  # tf-keras
 
 
-def _float32(value):
+def float32_output(value):
+    """Half-precision outputs (mixed precision) are exported as float32."""
     if value.dtype in (tf.float16, tf.bfloat16):
         return tf.cast(value, tf.float32)
     return value
