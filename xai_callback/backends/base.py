@@ -250,12 +250,13 @@ def conversion_error(backend, route, model, error, try_layer=None, advice=""):
     where = describe_layer(layer) if layer is not None else f"model {model.name!r}"
     return ModelConversionError(
         f"The {backend} model cannot be turned into a TensorFlow function ({route}): "
-        f"{where} fails with {type(error).__name__}: {_first_line(error)}{advice}",
+        f"{where} fails with {type(error).__name__}: {error_gist(error)}{advice}",
         layer=None if layer is None else layer.name,
     )
 
 
-def _first_line(error):
+def error_gist(error):
+    """The first paragraph of an error, at most 600 characters."""
     text = str(error).strip()
     # Keras appends call arguments; JAX long explanations: keep the gist.
     return text.split("\n\n")[0][:600]

@@ -23,7 +23,7 @@ def main(config_path, workdir):
     import keras
     import tensorflow as tf
 
-    from xai_callback.backends.base import describe_layer, failing_layer, innermost_layer
+    from xai_callback.backends.base import describe_layer, error_gist, failing_layer, innermost_layer
     from xai_callback.backends.tf_subprocess import CORE_DIR, REPORT_FILE
     from xai_callback.signatures import model_signature_function
 
@@ -44,10 +44,10 @@ def main(config_path, workdir):
             e, lambda obj: isinstance(obj, keras.layers.Layer) and not isinstance(obj, keras.Model))
         if layer is not None:
             return report(error=f"{describe_layer(layer)} fails on TensorFlow with "
-                                f"{type(cause).__name__}: {_gist(cause)}", layer=layer.name)
+                                f"{type(cause).__name__}: {error_gist(cause)}", layer=layer.name)
         name = undeserializable_layer(config)
         where = f"layer {name[0]!r} ({name[1]})" if name else "the model"
-        return report(error=f"{where} cannot be built: {type(e).__name__}: {_gist(e)}",
+        return report(error=f"{where} cannot be built: {type(e).__name__}: {error_gist(e)}",
                       layer=name[0] if name else None)
     try:
         fn = model_signature_function(model, name="xai_model")
@@ -60,7 +60,7 @@ def main(config_path, workdir):
         cause = e.__cause__ or e
         layer = failing_layer(model, cause, try_layer=_trace_layer)
         where = describe_layer(layer) if layer is not None else f"model {model.name!r}"
-        return report(error=f"{where} fails on TensorFlow with {type(cause).__name__}: {_gist(cause)}",
+        return report(error=f"{where} fails on TensorFlow with {type(cause).__name__}: {error_gist(cause)}",
                       layer=None if layer is None else layer.name)
     report(paths=[v.path for v in model.weights], output_names=list(fn.output_names or []))
 
@@ -114,10 +114,6 @@ def undeserializable_layer(config):
         except Exception:  # noqa: BLE001 - this layer is the one
             return layer.get("config", {}).get("name") or layer.get("name"), layer.get("class_name")
     return None
-
-
-def _gist(error):
-    return str(error).strip().split("\n\n")[0][:600]
 
 
 if __name__ == "__main__":
