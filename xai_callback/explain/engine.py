@@ -43,14 +43,15 @@ def run(problem, method, report=None, report_key=None):
     result's "reported" entry.
     """
     method = method.bind(problem)
+    method_key = method.cache_key()  # Shapley's holds its player maps: build it once a call
     state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
     if type(method).start is not AttributionAlgorithm.start:  # a method without one adds nothing
-        state = _compiled(problem, ("start", method.cache_key()), method.start, (state,))(state)
+        state = _compiled(problem, ("start", method_key), method.start, (state,))(state)
     total_rows = int(method.total_rows(state))
     per_item = method.rows_per_item(state)
     rows, items = None, None
     begin, end = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
-    chunk_fn = _compiled(problem, ("chunk", method.cache_key()), _with_evaluate(problem, method.chunk),
+    chunk_fn = _compiled(problem, ("chunk", method_key), _with_evaluate(problem, method.chunk),
                          (state, begin, end))
     chunk = problem.rows_per_call()
     for begin in range(0, total_rows, chunk):
@@ -70,7 +71,7 @@ def run(problem, method, report=None, report_key=None):
             problem.progress(stop, total_rows)
     originals = (tf.convert_to_tensor(problem.unit_instance),
                  tf.nest.map_structure(tf.convert_to_tensor, problem.frozen))
-    finish = _compiled(problem, ("finish", method.cache_key(), report_key),
+    finish = _compiled(problem, ("finish", method_key, report_key),
                        _finish_and_report(method, report), (state, rows, items, originals))
     return tf.nest.map_structure(np.asarray, finish(state, rows, items, originals))
 
