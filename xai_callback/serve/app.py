@@ -14,7 +14,7 @@ from xai_callback.serve.errors import ServeError, google_error, tf_serving_error
 from xai_callback.serve.explaining import explain_call, explain_error
 from xai_callback.serve.options import HEALTH_ROUTE, READY_ROUTE
 from xai_callback.serve.post_routes import PostRoutes
-from xai_callback.serve.runner import ModelRunner, first_call_alone, model_error
+from xai_callback.serve.runner import ModelRunner, model_error
 
 log = logging.getLogger("xai_callback.serve")
 
@@ -34,9 +34,9 @@ class Service:
 
     async def explain(self, model, body):
         """The `{"explanations", "predictions"}` of an explain body, computed off the loop."""
-        run, key = explain_call(model, body)
+        run = explain_call(model, body)
         try:
-            return await self.runner.run(first_call_alone, model, key, run)
+            return await self.runner.run(run)
         except Exception as e:  # noqa: BLE001 - sorted into the client's 400s and our 500s
             error = explain_error(e) or model_error(e)
             if error is e:

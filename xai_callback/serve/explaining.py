@@ -14,7 +14,6 @@ so overrides never leak into other requests and compiled traces are shared.
 """
 
 import copy
-import json
 import re
 from collections.abc import Mapping
 
@@ -31,12 +30,10 @@ EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", 
 REFUSED_OPTIONS = ("progress",)
 OVERRIDE_KEYS = ("parameters", "metadata", "examplesOverride")
 GENERAL_PARAMETERS = ("topK", "outputIndices")
-DEFAULT_SETTINGS_KEY = "[{}, null]"  # settings_key of no options and no override
 
 
 def explain_call(model, body):
-    """`(run, key)`: `run()` computes the `ExplainResponse` dict of `body` on
-    `model`; `key` names its settings (see `settings_key`).
+    """`run`: `run()` computes the `ExplainResponse` dict of `body` on `model`.
 
     Raises:
         ServeError: 400 for a body that does not fit (named key), or a model
@@ -58,14 +55,7 @@ def explain_call(model, body):
         tensors = {key: tf.constant(value) for key, value in arrays.items()}
         return explainer.explain(tensors, **options).to_dict()
 
-    return run, settings_key(options, body.get("explanationSpecOverride"))
-
-
-def settings_key(options, override):
-    """A hashable key of an explanation's settings (equal keys: same traces)."""
-    if not options and not override:
-        return DEFAULT_SETTINGS_KEY  # most requests: no need to write JSON
-    return json.dumps([options, override or None], sort_keys=True, default=repr)
+    return run
 
 
 def explain_options(parameters):

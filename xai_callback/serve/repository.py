@@ -23,8 +23,7 @@ from xai_callback.errors import ExportVerificationError
 from xai_callback.layout import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
 from xai_callback.serve.codec import SignatureInputs
 from xai_callback.serve.errors import ServeError
-from xai_callback.serve.explaining import settings_key
-from xai_callback.serve.runner import call_signature, first_call_alone
+from xai_callback.serve.runner import call_signature
 from xai_callback.tensor_io import decode_tensor_dict
 from xai_callback.verify import signature_io
 
@@ -46,8 +45,6 @@ class ServedModel:
         explainer: the `ExportExplainer`, or None when the export cannot be
             explained (see `explain_problem`).
         explain_problem: why `:explain` is refused, or None.
-        traced_calls: keys of the explanation settings already run (see
-            `runner.first_call_alone`).
         call_times: `{signature name: recent call wall times in seconds}`
             (see `runner.ModelRunner.inline`).
     """
@@ -59,7 +56,6 @@ class ServedModel:
     explainer: object = None
     explain_problem: str = None
     saved_model: object = dataclasses.field(default=None, repr=False)
-    traced_calls: set = dataclasses.field(default_factory=set, repr=False)
     call_times: dict = dataclasses.field(default_factory=dict, repr=False)
     _inputs: dict = dataclasses.field(default_factory=dict, repr=False)
 
@@ -137,7 +133,7 @@ def _warm_up(model):
         return
     first = {key: value[:1] for key, value in sample.items()}
     try:
-        first_call_alone(model, settings_key({}, None), lambda: explainer.explain(first))
+        explainer.explain(first)
     except (ValueError, TypeError, ExportVerificationError) as e:
         log.warning("explaining the stored sample of %s failed: %s", model.path, e)
 

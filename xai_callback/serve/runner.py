@@ -43,8 +43,6 @@ TIMED_CALLS = 16
 GATHER_TURNS = 2
 
 _Request = collections.namedtuple("_Request", "arrays rows future")
-# Held by calls that may trace TensorFlow functions (see `first_call_alone`).
-_TRACING = threading.Lock()
 
 
 class CallTimes:
@@ -177,23 +175,6 @@ class ModelRunner:
             queue.running -= 1
             if not queue.running and not queue.pending:
                 self._queues.pop(key, None)
-
-
-def first_call_alone(model, key, fn):
-    """`fn()`, alone among first calls if no call with `key` succeeded on `model` yet.
-
-    The first explanation with given settings traces TensorFlow functions
-    (the explainer's chunk function and the gradient of the model's
-    signature); TF builds those gradient functions without a lock, so two
-    threads tracing at once can fail ("'NoneType' object is not iterable").
-    Later calls with the same settings reuse the traces and run in parallel.
-    """
-    if key in model.traced_calls:
-        return fn()
-    with _TRACING:
-        result = fn()
-        model.traced_calls.add(key)
-    return result
 
 
 def call_signature(model, signature_name, parts):
