@@ -280,11 +280,15 @@ def owner(pids, inodes):
     wanted = {f"socket:[{inode}]" for inode in inodes}
     for pid in pids:
         try:
-            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
-        if links & wanted:
-            return pid
+        for fd in fds:
+            try:  # the worker closes other connections meanwhile: a listed fd may be gone
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    return pid
+            except OSError:
+                continue
     return None
 
 
@@ -297,7 +301,11 @@ def answered_by(port, workers, method, path, body=None):
         response = connection.getresponse()
         parsed = json.loads(response.read())
         client_port = connection.sock.getsockname()[1]
-        return response.status, parsed, owner(workers, socket_inodes(port, client_port))
+        for _ in range(3):  # /proc is read while the workers open and close other sockets
+            pid = owner(workers, socket_inodes(port, client_port))
+            if pid is not None:
+                break
+        return response.status, parsed, pid
     finally:
         connection.close()
 
