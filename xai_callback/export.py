@@ -202,8 +202,10 @@ class ExplainableExporter:
         if output_key is not None and not isinstance(output_key, str):
             raise TypeError(f"output_key must be a string; received {output_key!r}.")
         _check_sample_type(sample)
-        if not isinstance(split, bool):
-            raise TypeError(f"split must be True or False; received split={split!r}.")
+        for name, value in (("split", split), ("store_sample", store_sample),
+                            ("explain_signature", explain_signature)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False; received {name}={value!r}.")
         if not (isinstance(rtol, (int, float)) and rtol >= 0 and isinstance(atol, (int, float)) and atol >= 0):
             raise ValueError(f"rtol and atol must be non-negative numbers; received rtol={rtol!r}, atol={atol!r}.")
         self.model = model
@@ -217,12 +219,7 @@ class ExplainableExporter:
         self.overwrite = overwrite
         self.versioned, self.keep = versioned, keep
         self.split = split
-        if not isinstance(store_sample, bool):
-            raise TypeError(f"store_sample must be True or False; received store_sample={store_sample!r}.")
         self.store_sample = store_sample
-        if not isinstance(explain_signature, bool):
-            raise TypeError(
-                f"explain_signature must be True or False; received explain_signature={explain_signature!r}.")
         self.explain_signature = explain_signature
         self._raw = {
             "serving_fn": serving_fn,

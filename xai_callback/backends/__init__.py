@@ -34,6 +34,7 @@ import numpy as np
 
 from xai_callback._keras import use_legacy_keras
 from xai_callback.errors import ModelConversionError
+from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL
 
 SUPPORTED = ("tensorflow", "jax", "torch")
 
@@ -50,7 +51,7 @@ def current():
     return keras.backend.backend()
 
 
-def for_model(model, *, rtol=1e-4, atol=1e-5):
+def for_model(model, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
     """The `ModelConverter` for `model` on its backend.
 
     Args:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from xai_callback.errors import ExportVerificationError, ModelConversionError
 from xai_callback.samples import generate_sample
 from xai_callback.signatures import flatten_outputs, model_signature_function
-from xai_callback.verify import _check_close
+from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL, _check_close
 
 
 class ModelConverter:
@@ -33,7 +33,7 @@ class ModelConverter:
     backend = None
     route = None  # how the TensorFlow function is obtained, for messages and docs
 
-    def __init__(self, model, rtol=1e-4, atol=1e-5):
+    def __init__(self, model, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
         self.model = model
         self.rtol, self.atol = rtol, atol
 
@@ -74,7 +74,7 @@ class MirroredConverter(ModelConverter):
         rtol, atol: tolerances of the checks.
     """
 
-    def __init__(self, model, live_gradients, rtol=1e-4, atol=1e-5):
+    def __init__(self, model, live_gradients, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
         super().__init__(model, rtol=rtol, atol=atol)
         self.live_gradients = live_gradients
         self.mirror = None

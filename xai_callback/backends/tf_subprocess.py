@@ -23,6 +23,7 @@ from xai_callback.backends import numpy_copy_notice_hidden, weights_of
 from xai_callback.backends.base import MirroredConverter, describe_layer, layers_of
 from xai_callback.errors import ModelConversionError
 from xai_callback.signatures import SignatureFunction
+from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL
 
 WORKER_MODULE = "xai_callback.backends.tf_worker"
 CONFIG_FILE = "model_config.json"
@@ -51,7 +52,7 @@ class SubprocessConverter(MirroredConverter):
 
     route = "TensorFlow subprocess"
 
-    def __init__(self, model, live_gradients, backend, rtol=1e-4, atol=1e-5):
+    def __init__(self, model, live_gradients, backend, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
         super().__init__(model, live_gradients, rtol=rtol, atol=atol)
         self.backend = backend
 

@@ -94,14 +94,10 @@ def decode(data, row_format, inputs):
         arrays = inputs.numeric.arrays(data)
         if arrays is not None:
             return arrays
-        if row_format:
-            try:
-                tensors = instances_to_tensors(data, specs, signature_name)
-            except InstanceError as e:
-                raise _with_instance(e, data, specs, signature_name) from e
-        else:
-            tensors = instances_to_tensors(data, specs, signature_name)
+        tensors = instances_to_tensors(data, specs, signature_name)
     except InstanceError as e:
+        if row_format:
+            e = _with_instance(e, data, specs, signature_name)
         raise ServeError(400, str(e)) from e
     return {key: tensor.numpy() for key, tensor in tensors.items()}
 
