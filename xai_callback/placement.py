@@ -120,10 +120,15 @@ def is_complete(path):
     written last, is there; SavedModels of others (or ours from before file
     lists) once `saved_model.pb` is.
     """
+    return _completeness(path)[0]
+
+
+def _completeness(path):
+    """`(is_complete(path), its provenance or None)`, reading the provenance once."""
     if not storage.exists(join(path, SAVED_MODEL_FILE)):
-        return False
+        return False, None
     record = _read_record(path)
-    return record is None or "files" not in record or storage.exists(join(path, _COMPLETE))
+    return record is None or "files" not in record or storage.exists(join(path, _COMPLETE)), record
 
 
 def validate_version_options(versioned, keep):
@@ -572,10 +577,9 @@ def best_published(export_dir, versioned, key):
     """(value, path) of the best complete export in place by `key`, or None."""
     if versioned:
         candidates = {join(export_dir, str(n)): r for n, r in our_versions(export_dir).items()}
-    elif is_complete(export_dir):
-        candidates = {str(export_dir): _read_record(export_dir)}
     else:
-        candidates = {}
+        complete, record = _completeness(export_dir)
+        candidates = {str(export_dir): record} if complete else {}
     scored = [(recorded_score(r, *key), path) for path, r in candidates.items()]
     scored = [(v, p) for v, p in scored if v is not None]
     if not scored:
@@ -600,10 +604,10 @@ def our_versions(export_dir):
     found = {}
     for number, name in version_names(export_dir).items():
         path = join(export_dir, name)
-        if storage.is_symlink(path) or not is_complete(path):
+        if storage.is_symlink(path):
             continue
-        record = _read_record(path)
-        if record is not None:
+        complete, record = _completeness(path)
+        if complete and record is not None:
             found[number] = record
     return found
 
