@@ -447,3 +447,29 @@ def test_sequential_text_model_and_raw_id_inputs_are_split(tmp_path_factory):
     assert model_in["word_ids_mask"].dtype == tf.bool
     rows = {"word_ids": np.array([[3, 4, 0, 0, 0, 0], [5, 6, 7, 8, 9, 1]], "int32")}
     assert_contract_holds(loaded, lstm, rows, "score")
+
+
+def test_embedding_baselines_are_the_trained_rows(tmp_path):
+    """The OOV row is the baseline and occurs in training, so it moves: the
+    export written after `fit` (metadata and the in-graph `xai_explain`) uses
+    the trained row, not the row the exporter saw before training."""
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    words = rng.choice(np.array(["a", "b", "c", "d", "e", "f"]), (128, 1)).astype(object)
+    labels = np.isin(words[:, 0], ["e", "f"]).astype("float32")
+    lookup = keras.layers.StringLookup(max_tokens=4)  # OOV + 3 tokens: "e", "f"... map to OOV
+    lookup.adapt(words)
+    word = keras.Input((1,), dtype="string", name="word")
+    embedding = keras.layers.Embedding(lookup.vocabulary_size(), 4, name="emb")
+    score = keras.layers.Dense(1, name="score")(keras.layers.Flatten()(embedding(lookup(word))))
+    model = keras.Model(word, score)
+    model.compile(keras.optimizers.Adam(0.05), "mse")
+    before = embedding.embeddings.numpy()[0].copy()
+    callback = XaiExportCallback(str(tmp_path / "export"), explain_signature=True)
+    model.fit(tf.constant(words), labels, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    trained = embedding.embeddings.numpy()[0]
+    assert np.abs(trained - before).max() > 1e-3  # the fixture does move the row
+    (baseline,) = callback.last_export.metadata["inputs"]["word"]["encodedBaselines"]
+    np.testing.assert_allclose(baseline, trained, rtol=1e-6)
+    report = validate(str(tmp_path / "export"))
+    assert report["explain_signature"].status == "PASS", report["explain_signature"].reason

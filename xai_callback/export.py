@@ -243,9 +243,6 @@ class ExplainableExporter:
             return self
         self.preprocessing = ModelPreprocessing.of(
             self.model, self._raw["preprocess_fn"], self._raw["model_fn"], self.split)
-        # Read from the layers once: every export builds the spec again from them.
-        self._default_features = (self.preprocessing.default_features()
-                                  if self.explanation_spec.features is None else None)
         # On JAX/PyTorch a TensorFlow copy of the model (xai_callback/backends/).
         self.converter = backends.for_model(self.model, rtol=self.rtol, atol=self.atol)
         serving = as_signature_function(self._raw["serving_fn"], "serving_fn")
@@ -289,7 +286,9 @@ class ExplainableExporter:
             explainer = explain_signature_function(
                 serving, model_fn, metadata, parameters, preprocess,
                 xai_features=plan.features_description() if plan is not None else None,
-                serving_is_model=self._raw["serving_fn"] is None and plan is None)
+                serving_is_model=self._raw["serving_fn"] is None and plan is None,
+                baseline_rows=(plan.baseline_rows()
+                               if plan is not None and self.explanation_spec.features is None else None))
             explainer.concrete_function()
             self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
@@ -300,8 +299,9 @@ class ExplainableExporter:
     def _build_spec(self, inputs, outputs):
         """Vertex metadata and parameters for `xai_model`'s specs; the features
         default to those the model's preprocessing layers describe."""
-        return self.explanation_spec.build(
-            inputs, outputs, output_key=self.output_key, defaults=self._default_features)
+        # Asked at every export: embedding baselines are rows that training moves.
+        defaults = self.preprocessing.default_features() if self.explanation_spec.features is None else None
+        return self.explanation_spec.build(inputs, outputs, output_key=self.output_key, defaults=defaults)
 
     def _check_before_training(self):
         """Runs the sample and the gradient probe on the live functions.

@@ -122,7 +122,7 @@ class SplitPlan:
             if not b.attributed:
                 continue
             encoding = b.encoding or keras_preprocessing.Encoding(keras_preprocessing.IDENTITY)
-            baseline = encoding.baseline(b.tensor.shape[1:])
+            baseline = encoding.baseline()
             kwargs = {"name": b.key, "input_key": b.key, "encoding": encoding.encoding,
                       "group_name": b.group}
             if encoding.slot_names is not None:
@@ -133,6 +133,14 @@ class SplitPlan:
                 kwargs["baselines"] = [baseline]
             features.append(Feature(**kwargs))
         return features
+
+    def baseline_rows(self):
+        """`{key: function returning the embedding row}` of the attributed
+        tensors whose default baseline is a trained padding/OOV row: an
+        in-graph explanation reads them when it runs, as the metadata written
+        at each export does when it is written (the rows move in training)."""
+        return {b.key: b.encoding.baseline_row for b in self.boundary
+                if b.attributed and b.encoding is not None and b.encoding.has_baseline_row}
 
     def features_description(self):
         """The content of `assets.extra/xai_features.json` (what Vertex cannot say)."""

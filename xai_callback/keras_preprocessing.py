@@ -65,13 +65,21 @@ class Encoding:
     def suffix(self):
         return SUFFIX_OF_ENCODING[self.encoding]
 
-    def baseline(self, example_shape):
+    @property
+    def has_baseline_row(self):
+        return self.embedding is not None and self.baseline_id is not None
+
+    def baseline_row(self):
+        """The padding/OOV row of the embedding, read from its variable now
+        (in a `tf.function`: when the graph runs, so a saved signature reads
+        the saved weights)."""
+        return self.embedding.embeddings[self.baseline_id]
+
+    def baseline(self):
         """The "absent" value of one example: zeros, or the padding/OOV row."""
-        if self.embedding is None:
+        if not self.has_baseline_row:
             return 0.0
-        if self.baseline_id is None:
-            return 0.0
-        row = np.asarray(keras.ops.convert_to_numpy(self.embedding.embeddings[self.baseline_id]))
+        row = np.asarray(keras.ops.convert_to_numpy(self.baseline_row()))
         return row.astype(np.float64).tolist()
 
 

@@ -48,7 +48,8 @@ SIGNATURE_SEED = 0
 
 
 def explain_signature_function(serving, model_fn, metadata, parameters, preprocess=None,
-                               xai_features=None, serving_is_model=True, rows_per_call=None):
+                               xai_features=None, serving_is_model=True, rows_per_call=None,
+                               baseline_rows=None):
     """The `xai_explain` signature of an export, as a `SignatureFunction`.
 
     Example:
@@ -69,6 +70,10 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
             `xai_preprocess`); then its predictions are taken from the
             explained pass instead of running it again. Defaults to True.
         rows_per_call: model rows per chunk; None: as `xai_callback.explain`.
+        baseline_rows: `{input key: function returning a tensor}` of the
+            baselines read from the model's variables when the signature runs
+            (trained embedding rows, which `metadata` holds as they were when
+            it was built); each replaces that input's one metadata baseline.
 
     Raises:
         SpecError: the settings cannot be explained in-graph (e.g. XRAI).
@@ -98,6 +103,10 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
         names = np.vectorize(lambda n: str(n).encode("utf-8"), otypes=[object])(
             np.asarray(settings.output.index_display_names, object))
 
+    def read_rows():
+        return {key: tf.broadcast_to(tf.cast(row(), baselines[key].dtype), baselines[key].shape)
+                for key, row in (baseline_rows or {}).items()}
+
     def run(problem, method, **report):
         return engine.run_in_graph(problem, method, rows_per_call, **report)
 
@@ -107,7 +116,7 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
         output = model_outputs[output_key]
         unit_instance, unit_index, result, reported = explain_units(
             run, settings.method, layout, lambda **kw: model_fn.call_dict(kw), output_key,
-            model_inputs, output, baselines, feature_names, top_k=settings.top_k,
+            model_inputs, output, {**baselines, **read_rows()}, feature_names, top_k=settings.top_k,
             output_indices=settings.output_indices, seed=SIGNATURE_SEED)
         per_instance = _per_instance(units_per_instance)
         out = {f"attribution_{keys[name]}": per_instance(value) for name, value in reported.items()}
