@@ -32,9 +32,6 @@ FEATURES_FILE = "xai_features.json"
 # A small batch of `serving_default` inputs, kept so `validate` can re-check
 # the serving == model o preprocess identity later.
 SAMPLE_FILE = "xai_sample.json"
-# What the Vertex metadata cannot say about split Keras preprocessing: which
-# raw inputs feed each feature, token vocabularies (SPLIT_CONTRACT.md).
-FEATURES_FILE = "xai_features.json"
 
 
 def extra_path(export_dir, filename):

@@ -224,11 +224,6 @@ def _fsync(path, flags):
         os.close(fd)
 
 
-def mtime(path):
-    """Modification time of `path` in seconds since the epoch."""
-    return gfile.stat(str(path)).mtime_nsec / 1e9
-
-
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 

@@ -12,7 +12,6 @@ one stays.
 import dataclasses
 import logging
 import threading
-import time
 
 import tensorflow as tf
 from google.protobuf import json_format
@@ -198,13 +197,6 @@ class ModelRepository:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-    def wait_ready(self, timeout):
-        """Blocks until a version is served (True) or `timeout` s pass (False)."""
-        deadline = time.monotonic() + timeout
-        while self.current is None and time.monotonic() < deadline and not self._stop.is_set():
-            time.sleep(0.05)
-        return self.current is not None
 
     @property
     def ready(self):
