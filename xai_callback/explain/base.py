@@ -104,13 +104,12 @@ class Problem:
 @dataclasses.dataclass
 class MethodResult:
     """Per unit: `attributions` `{key: [num_units, *example]}`, the model
-    output at the baselines and at the instance (averaged over baselines and
-    paths), and the approximation error."""
+    output at the baselines (averaged over baselines and paths), and the
+    approximation error."""
 
     attributions: dict
     baseline_output: np.ndarray
     approximation_error: np.ndarray
-    instance_output: np.ndarray = None
 
 
 class AttributionAlgorithm:

@@ -13,6 +13,16 @@ import tensorflow as tf
 from xai_callback.explain.base import Problem
 
 
+def units_per_instance(example_shape, top_k=1, output_indices=None):
+    """How many outputs of one instance are explained (see `select_units`)."""
+    if not example_shape.rank:
+        return 1
+    if output_indices is not None:
+        return len(output_indices)
+    size = int(np.prod(example_shape.as_list()))
+    return size if top_k == -1 else min(int(top_k), size)
+
+
 def select_units(output, top_k=1, output_indices=None):
     """The explained output elements ("units"): `outputIndices` of each instance, else its top k.
 
@@ -42,7 +52,7 @@ def select_units(output, top_k=1, output_indices=None):
         positions = np.ravel_multi_index(rows.T, example.as_list())
         chosen = tf.tile(tf.constant(positions, tf.int64)[None], tf.stack([count, 1]))
     else:
-        k = size if top_k == -1 else min(int(top_k), size)
+        k = units_per_instance(example, top_k)
         chosen = tf.cast(tf.math.top_k(tf.cast(flat, tf.float64), k=k, sorted=True).indices, tf.int64)
     per_instance = tf.shape(chosen, out_type=tf.int64)[1]
     unit_instance = tf.repeat(tf.range(count), per_instance)
@@ -64,8 +74,8 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
 
     Args:
         run: `run(problem, method, report=None, report_key=None) ->
-            {"attributions", "baseline_output", "instance_output",
-            "approximation_error"(, "reported")}`: `engine.run` (Python loop
+            {"attributions", "baseline_output", "approximation_error"(,
+            "reported")}`: `engine.run` (Python loop
             over compiled chunks) or a wrapper of `engine.run_in_graph`.
         method: the `AttributionAlgorithm`.
         layout: the `granularity.FeatureLayout`.

@@ -101,11 +101,15 @@ class IntegratedGradients(AttributionAlgorithm):
         return {"rows": {"values": values}, "items": {"sums": sums}}
 
     def finish(self, state, rows, items):
-        attributions, end_output, start_output = integrated(state, rows, items, self.step_count)
-        gap = summed(attributions) - (end_output - start_output)
-        return {"attributions": attributions, "baseline_output": start_output,
-                "instance_output": end_output,
-                "approximation_error": relative_gap(gap, end_output, start_output)}
+        return path_result(*integrated(state, rows, items, self.step_count))
+
+
+def path_result(attributions, end_output, start_output):
+    """The method result of path attributions: the error is how far they
+    miss completeness (their sum against f(instance) - f(baseline))."""
+    gap = summed(attributions) - (end_output - start_output)
+    return {"attributions": attributions, "baseline_output": start_output,
+            "approximation_error": relative_gap(gap, end_output, start_output)}
 
 
 def integrated(state, rows, items, step_count):

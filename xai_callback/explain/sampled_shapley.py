@@ -174,7 +174,6 @@ class SampledShapley(AttributionAlgorithm):
             error = _relative_standard_error(per_path_attr, flat, paths)
         return {"attributions": attributions,
                 "baseline_output": tf.reduce_mean(values[..., 0], axis=[1, 2]),
-                "instance_output": tf.reduce_mean(values[..., -1], axis=[1, 2]),
                 "approximation_error": error}
 
 

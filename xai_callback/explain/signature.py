@@ -35,13 +35,14 @@ import tensorflow as tf
 from xai_callback.errors import SpecError
 from xai_callback.explain import engine
 from xai_callback.explain.base import default_rows_per_call
-from xai_callback.explain.core import explain_units
+from xai_callback.explain.core import explain_units, units_per_instance
 from xai_callback.explain.explainer import (
     Explainer, baseline_array, check_baseline_counts, check_output, check_output_indices)
 from xai_callback.explain.granularity import FeatureLayout
 from xai_callback.explain.settings import resolve_settings
-from xai_callback.layout import SERVING_DEFAULT, XAI_EXPLAIN, XAI_MODEL, XAI_PREPROCESS
+from xai_callback.layout import XAI_EXPLAIN, XAI_PREPROCESS
 from xai_callback.signatures import SignatureFunction
+from xai_callback.verify import explained_signature_name
 
 # The seed of the random numbers a method draws (Shapley orders, SmoothGrad noise).
 SIGNATURE_SEED = 0
@@ -94,10 +95,7 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
     feature_names = {f.tensor_key: f.name for f in settings.features}
     rows_per_call = rows_per_call or default_rows_per_call(inputs)
     keys = _output_keys([r.name for r in layout.reported])
-    size = int(np.prod(output_shape.as_list()))
-    units_per_instance = (1 if not output_shape.rank else len(settings.output_indices)
-                          if settings.output_indices is not None
-                          else size if settings.top_k == -1 else min(settings.top_k, size))
+    units = units_per_instance(output_shape, settings.top_k, settings.output_indices)
     names = None
     if settings.output.index_display_names is not None:
         names = np.vectorize(lambda n: str(n).encode("utf-8"), otypes=[object])(
@@ -118,7 +116,7 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
             run, settings.method, layout, lambda **kw: model_fn.call_dict(kw), output_key,
             model_inputs, output, {**baselines, **read_rows()}, feature_names, top_k=settings.top_k,
             output_indices=settings.output_indices, seed=SIGNATURE_SEED)
-        per_instance = _per_instance(units_per_instance)
+        per_instance = _per_instance(units)
         out = {f"attribution_{keys[name]}": per_instance(value) for name, value in reported.items()}
         out.update({f"tokens_{keys[name]}": value for name, value in layout.tokens(model_inputs).items()})
         coordinates = tf.concat([unit_instance[:, None], unit_index], axis=1)
@@ -176,7 +174,7 @@ def compare_with_explainer(signatures, metadata, parameters, sample, xai_feature
     Raises:
         SpecError: naming the output and instance that differ beyond `rtol`.
     """
-    explainer = Explainer(signatures[XAI_MODEL] if XAI_MODEL in signatures else signatures[SERVING_DEFAULT],
+    explainer = Explainer(signatures[explained_signature_name(signatures)],
                           metadata, parameters, preprocess_fn=signatures.get(XAI_PREPROCESS),
                           xai_features=xai_features)
     with warnings.catch_warnings():
@@ -210,16 +208,16 @@ def compare_with_explainer(signatures, metadata, parameters, sample, xai_feature
     return worst
 
 
-def _per_instance(units_per_instance):
+def _per_instance(units):
     """`[units, ...]` -> `[instances, units per instance, ...]` (units are ordered by instance)."""
 
     def reshape(value):
         value = tf.convert_to_tensor(value)
         rest = value.shape[1:]
         if rest.is_fully_defined():
-            return tf.reshape(value, [-1, units_per_instance, *rest.as_list()])
+            return tf.reshape(value, [-1, units, *rest.as_list()])
         return tf.reshape(value, tf.concat(
-            [tf.constant([-1, units_per_instance], tf.int64), tf.shape(value, out_type=tf.int64)[1:]], 0))
+            [tf.constant([-1, units], tf.int64), tf.shape(value, out_type=tf.int64)[1:]], 0))
 
     return reshape
 

@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from xai_callback.errors import SpecError
 from xai_callback.explain.base import positive_int
-from xai_callback.explain.engine import relative_gap, summed
-from xai_callback.explain.integrated_gradients import IntegratedGradients, integrated
+from xai_callback.explain.integrated_gradients import IntegratedGradients, integrated, path_result
 
 DEFAULT_NOISY_SAMPLE_COUNT = 3
 # Streams of the stateless noise: one per model input, after Shapley's orders.
@@ -131,12 +130,7 @@ class SmoothGrad(IntegratedGradients):
             shape = tf.shape(value, out_type=tf.int64)
             return tf.reduce_mean(tf.reshape(value, tf.concat([tf.constant([-1, samples], tf.int64), shape[1:]], 0)), axis=1)
 
-        attributions = {k: mean(v) for k, v in attributions.items()}
-        end_output, start_output = mean(end_output), mean(start_output)
-        gap = summed(attributions) - (end_output - start_output)
-        return {"attributions": attributions, "baseline_output": start_output,
-                "instance_output": end_output,
-                "approximation_error": relative_gap(gap, end_output, start_output)}
+        return path_result({k: mean(v) for k, v in attributions.items()}, mean(end_output), mean(start_output))
 
     def _sigma(self, feature_name):
         if self.noise_sigma is not None:
