@@ -81,6 +81,10 @@ def test_publish_best_makes_the_highest_version_the_best(model, data, tmp_path):
     # number, which is what TF Serving serves: the documented trap.
     fit(model, data, [0.8], best_callback(base, versioned=True, keep=2))
     assert placement.published_versions(str(base)) == [3, 4] and exported_value(base / "4") == pytest.approx(0.8)
+    # What a server polls: the newest complete version, checked newest first.
+    (base / "9").mkdir()  # a version still being copied: no saved_model.pb yet
+    assert placement.newest_published_version(str(base)) == 4
+    assert placement.newest_published_version(str(tmp_path / "empty")) is None
 
 
 class RawWeights(keras.callbacks.Callback):

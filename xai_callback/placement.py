@@ -496,6 +496,16 @@ def published_versions(base_dir):
     return sorted(n for n, name in version_names(base_dir).items() if is_complete(join(base_dir, name)))
 
 
+def newest_published_version(base_dir):
+    """`published_versions(base_dir)[-1]`, or None, checking versions newest
+    first: a server polling an object store reads one or two versions per
+    poll, not every version kept."""
+    for number, name in sorted(version_names(base_dir).items(), reverse=True):
+        if is_complete(join(base_dir, name)):
+            return number
+    return None
+
+
 def claim_version(staging, export_dir, first=None):
     """Moves `staging` to the next free `export_dir/<n>`; returns n.
 

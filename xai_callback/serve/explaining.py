@@ -46,7 +46,8 @@ def explain_call(model, body):
                          google_status="FAILED_PRECONDITION")
     options = explain_options(body.get("parameters"))
     explainer = overridden_explainer(model.explainer, body.get("explanationSpecOverride"))
-    numeric = model.explain_inputs.numeric
+    # The explainer's instances are its instance signature's inputs.
+    numeric = model.inputs(model.explainer.instance_signature).numeric
 
     def run():
         arrays = numeric.arrays(instances)  # plain numbers: decoded at once

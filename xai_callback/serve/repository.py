@@ -1,7 +1,7 @@
 """The served model: one export, or the newest complete version of a base directory.
 
 A base directory (TF Serving's layout, `base/<number>/`) is polled; a newer
-complete version (see `xai_callback.placement.published_versions`: never a
+complete version (see `xai_callback.placement.newest_published_version`: never a
 staging copy or a half-written directory) is loaded and warmed up in the
 background and then swapped in with one assignment. Requests that started on
 the old version keep their reference to it and finish there, so a switch
@@ -29,7 +29,6 @@ from xai_callback.verify import signature_io
 log = logging.getLogger("xai_callback.serve")
 DEFAULT_MODEL_NAME = "model"  # TF Serving's default MODEL_NAME
 WARM_UP_CALLS = 3  # the first call of a loaded signature is slower than the next ones
-EXPLAINER_INPUTS = object()  # key of the explainer's instances in `ServedModel._inputs`
 
 
 @dataclasses.dataclass
@@ -64,16 +63,6 @@ class ServedModel:
         if inputs is None:
             specs = signature_io(self.signatures[signature_name])[0]
             inputs = self._inputs[signature_name] = SignatureInputs(signature_name, specs)
-        return inputs
-
-    @property
-    def explain_inputs(self):
-        """The `codec.SignatureInputs` of the explainer's instances."""
-        inputs = self._inputs.get(EXPLAINER_INPUTS)
-        if inputs is None:
-            explainer = self.explainer
-            inputs = self._inputs[EXPLAINER_INPUTS] = SignatureInputs(
-                explainer.instance_signature, explainer.instance_specs)
         return inputs
 
 
@@ -145,6 +134,13 @@ def default_model_name(path):
     return parts[-1] if parts else DEFAULT_MODEL_NAME
 
 
+def require_path(path):
+    """`path`, or FileNotFoundError when nothing is there to serve."""
+    if not storage.exists(path):
+        raise FileNotFoundError(f"No export or base directory at {path!r}.")
+    return path
+
+
 def is_export(path):
     return storage.exists(join(path, placement.SAVED_MODEL_FILE))
 
@@ -173,9 +169,7 @@ class ModelRepository:
     """
 
     def __init__(self, path, name=None, poll_seconds=2.0, on_fatal=None, loader=load_served_model):
-        self.path = str(path).rstrip("/") or str(path)
-        if not storage.exists(self.path):
-            raise FileNotFoundError(f"No export or base directory at {self.path!r}.")
+        self.path = require_path(str(path).rstrip("/") or str(path))
         self.fixed = is_export(self.path)
         self.name = name or default_model_name(self.path)
         self.poll_seconds = poll_seconds
@@ -209,12 +203,12 @@ class ModelRepository:
         waiting_logged = False
         while not self._stop.is_set():
             try:
-                versions = placement.published_versions(self.path)
+                newest = placement.newest_published_version(self.path)
             except (tf.errors.OpError, OSError) as e:
                 log.warning("cannot list versions under %s: %s", self.path, e)
-                versions = []
-            if versions:
-                self._switch_to(versions[-1])
+                newest = None
+            if newest is not None:
+                self._switch_to(newest)
             elif self.current is None and not waiting_logged:
                 log.warning("no complete version under %s yet; waiting for one "
                             "(checking every %s s)", self.path, self.poll_seconds)

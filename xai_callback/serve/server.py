@@ -12,9 +12,8 @@ import threading
 
 import uvicorn
 
-from xai_callback import storage
 from xai_callback.serve.app import Service, build_app
-from xai_callback.serve.repository import ModelRepository
+from xai_callback.serve.repository import ModelRepository, require_path
 from xai_callback.serve.workers import run_workers
 
 log = logging.getLogger("xai_callback.serve")
@@ -41,8 +40,7 @@ def serve(options, sockets=None):
         FileNotFoundError: nothing exists at `options.path`.
     """
     if options.workers > 1 and sockets is None:
-        if not storage.exists(options.path):
-            raise FileNotFoundError(f"No export or base directory at {options.path!r}.")
+        require_path(options.path)
         return run_workers(options)
     fatal = []
     server = None
