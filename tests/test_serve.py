@@ -133,6 +133,23 @@ def test_kserve_explain_equals_local_explain(server, trained, mlp_version):
     assert body == json.loads(json.dumps(xai_callback.explain(mlp_version, instances).to_dict()))
 
 
+def test_a_savedmodel_without_xai_model_is_served_but_not_explained(trained, tmp_path):
+    """Keras' own `model.export` (signatures `serve`, `serving_default`): predict
+    answers; explain is refused with the reason."""
+    model, x = trained
+    path = str(tmp_path / "plain" / "3")
+    model.export(path, verbose=False)
+    expected = tf.saved_model.load(path).signatures["serving_default"](tf.constant(x[:2]))
+    with ThreadServer(path) as plain:
+        status, body, _ = request(plain.port, "POST", "/v1/models/plain:predict", {"instances": x[:2].tolist()})
+        assert status == 200, body
+        np.testing.assert_allclose(body["predictions"], next(iter(expected.values())).numpy(), rtol=1e-6)
+        status, body, _ = request(plain.port, "POST", VERTEX + ":explain", {"instances": x[:2].tolist()})
+    assert status == 400 and body["error"]["status"] == "FAILED_PRECONDITION", body
+    assert "Version 3 cannot be explained" in body["error"]["message"], body
+    assert "['serve', 'serving_default'] but no 'xai_model'" in body["error"]["message"], body
+
+
 def test_explain_parameters_reach_the_explainer(server, trained, mlp_version):
     _, x = trained
     instances = x[:2].tolist()

@@ -124,13 +124,15 @@ class _Export:
     tolerances_source: str = None
 
 
-def validate(export_dir, sample=None):
+def validate(export_dir, sample=None, *, loaded=None):
     """Checks a SavedModel against every rule of the explanation contract.
 
     Args:
         export_dir: SavedModel directory (local, gs://, ram://, ...).
         sample: optional `{serving_default input key: array}` small batch;
             defaults to the one stored in `assets.extra/xai_sample.json`.
+        loaded: `tf.saved_model.load(export_dir)` when the caller has it
+            already (it is not loaded again).
 
     Returns:
         A `ValidationReport`; `report.ok` is True when every rule passes.
@@ -139,8 +141,9 @@ def validate(export_dir, sample=None):
         FileNotFoundError: `export_dir` is missing or holds no SavedModel.
     """
     export_dir = str(export_dir)
-    require_saved_model(export_dir)
-    loaded = tf.saved_model.load(export_dir)
+    if loaded is None:
+        require_saved_model(export_dir)
+        loaded = tf.saved_model.load(export_dir)
     export = _Export(export_dir, loaded.signatures, loaded)
     _read_signature_io(export)
     _read_sample(export, sample)

@@ -82,13 +82,16 @@ class ExportExplainer(Explainer):
             )
 
 
-def load_explainer(export_dir, validate=True):
+def load_explainer(export_dir, validate=True, *, loaded=None):
     """Loads an export and its explanation spec into an `ExportExplainer`.
 
     Args:
         export_dir: the export (local, `gs://`, `ram://`, ...).
         validate: check the export with `xai_callback.validation.validate`;
             `explain` then raises on its failures.
+        loaded: `tf.saved_model.load(export_dir)` when the caller has it
+            already (it is not loaded again, for the explainer nor for
+            `validate`).
 
     Raises:
         ExportVerificationError: the export breaks the explanation contract.
@@ -96,7 +99,8 @@ def load_explainer(export_dir, validate=True):
     export_dir = str(export_dir)
     if not storage.exists(export_dir):
         raise ExportVerificationError(f"No export at {export_dir!r}.")
-    loaded = tf.saved_model.load(export_dir)
+    if loaded is None:
+        loaded = tf.saved_model.load(export_dir)
     signatures = loaded.signatures
     check_signature_set(signatures)
     explained = explained_signature_name(signatures)
@@ -105,7 +109,7 @@ def load_explainer(export_dir, validate=True):
     # Without xai_preprocess the service feeds instances to xai_model directly.
     instance_signature = SERVING_DEFAULT if preprocess is not None else explained
     instance_specs = signature_io(signatures[instance_signature])[0]
-    validation = validate_export(export_dir) if validate else None
+    validation = validate_export(export_dir, loaded=loaded) if validate else None
     # Predictions come from serving_default; when it is known to equal the
     # explained pass, that pass's outputs are reused instead of running it again.
     feeds_serving = _same_specs(instance_specs, signature_io(serving)[0])

@@ -71,12 +71,11 @@ def load_served_model(path, version):
     from xai_callback.explain import load_explainer
 
     explainer, problem = None, None
+    saved_model = tf.saved_model.load(path)  # once, for the explainer and its validation too
     try:
-        explainer = load_explainer(path)
-        saved_model = explainer.saved_model
+        explainer = load_explainer(path, loaded=saved_model)
     except ExportVerificationError as e:
         problem = str(e)
-        saved_model = tf.saved_model.load(path)
     if explainer is not None and explainer.validation is not None and explainer.validation.failures:
         problem = "; ".join(f"{r.rule}: {r.reason}" for r in explainer.validation.failures)
         log.warning("%s fails validation, so :explain may refuse it: %s", path, problem)
