@@ -122,6 +122,7 @@ class _Export:
     parameters_error: str = None
     tolerances: dict = None  # rtol/atol of the output comparisons
     tolerances_source: str = None
+    model_inputs: tuple = None  # (batch, source) of the explained signature: `_model_inputs`
 
 
 def validate(export_dir, sample=None, *, loaded=None):
@@ -506,6 +507,13 @@ def _output_unchanged(export, model, model_inputs, at_baselines):
 
 
 def _model_inputs(export):
+    """`(batch, source)` of explained-signature inputs, made once for the rules that run it."""
+    if export.model_inputs is None:
+        export.model_inputs = _read_model_inputs(export)
+    return export.model_inputs
+
+
+def _read_model_inputs(export):
     """A batch of explained-signature inputs: from the sample, else generated."""
     if export.sample is not None:
         try:
