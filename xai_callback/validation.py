@@ -20,7 +20,7 @@ from xai_callback.layout import (
     XAI_EXPLAIN, XAI_MODEL, XAI_PREPROCESS, extra_path)
 from xai_callback.spec import crosscheck
 from xai_callback.spec.explanation_spec import ExplanationSpec
-from xai_callback.spec.metadata import check_metadata_fields, output_from_metadata
+from xai_callback.spec.metadata import attributed_fields, check_metadata_fields, output_from_metadata
 from xai_callback.provenance import read_provenance, verified_tolerances
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
@@ -470,9 +470,8 @@ def _read_features(export):
 
 def _attributed(body):
     """`(xai_model key attributed to, its baselines)` of a metadata input (Vertex defaults)."""
-    if body.get("encodedTensorName"):
-        return body["encodedTensorName"], list(body.get("encodedBaselines") or [0])
-    return body["inputTensorName"], list(body.get("inputBaselines") or [0])
+    tensor_field, baselines_field = attributed_fields(body)
+    return body[tensor_field], list(body.get(baselines_field) or [0])
 
 
 def _baseline_tensor(baseline, spec):

@@ -11,6 +11,7 @@ import dataclasses
 from xai_callback.errors import SpecError
 from xai_callback.explain.base import method_classes
 from xai_callback.explain.errors import MethodNotSupportedError
+from xai_callback.spec.metadata import attributed_fields
 
 DEFAULT_PARAMETERS = {"integratedGradientsAttribution": {"stepCount": 50}}
 GENERAL_OVERRIDES = ("top_k", "output_indices", "output_key")
@@ -128,11 +129,9 @@ def _features(metadata):
     for name, entry in inputs.items():
         if not entry.get("inputTensorName"):
             raise SpecError(f"Metadata input '{name}' has no inputTensorName.")
-        # An encoded tensor (an xai_model input, e.g. an embedding) is what
-        # gradients and coalitions act on; its baselines are encodedBaselines.
-        encoded = entry.get("encodedTensorName")
-        key = encoded or entry["inputTensorName"]
-        baselines = entry.get("encodedBaselines" if encoded else "inputBaselines")
+        tensor_field, baselines_field = attributed_fields(entry)
+        key = entry[tensor_field]
+        baselines = entry.get(baselines_field)
         if key in seen:
             raise SpecError(
                 f"Metadata inputs '{seen[key]}' and '{name}' both attribute to tensor '{key}'; "

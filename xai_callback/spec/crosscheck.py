@@ -14,6 +14,7 @@ from xai_callback.spec import enums
 from xai_callback.spec.baselines import baseline_shape, fits_example, normalize_baselines
 from xai_callback.spec.feature import Feature
 from xai_callback.spec.fields import Shown, describe
+from xai_callback.spec.metadata import attributed_fields
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.verify import describe_spec
 
@@ -158,7 +159,7 @@ def check_method_inputs(metadata, parameters, inputs):
                 "IntegratedGradients or SampledShapley"))
         if not method.GRADIENT_BASED:
             continue
-        field = "encodedTensorName" if body.get("encodedTensorName") else "inputTensorName"
+        field = attributed_fields(body)[0]
         spec = inputs.get(body.get(field))
         if spec is not None and not spec.dtype.is_floating:
             raise SpecError(describe(

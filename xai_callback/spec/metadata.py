@@ -11,6 +11,16 @@ METADATA_STRING_KEYS = ("featureAttributionsSchemaUri", "latentSpaceSource")
 BASELINE_FIELDS = ("inputBaselines", "encodedBaselines")
 
 
+def attributed_fields(body):
+    """`(tensor name field, baselines field)` a metadata input is attributed
+    with: its encoded tensor and `encodedBaselines` when `encodedTensorName`
+    is set (an embedding, say: gradients and coalitions act on it), else its
+    input tensor and `inputBaselines`."""
+    if body.get("encodedTensorName"):
+        return "encodedTensorName", "encodedBaselines"
+    return "inputTensorName", "inputBaselines"
+
+
 def features_from_metadata(metadata, with_baselines=True):
     """`[Feature]` of `metadata.inputs`; `with_baselines=False` skips the
     baseline fields, so their rule can be reported on its own."""

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from xai_callback.errors import SpecError
 from xai_callback.spec.fields import Shown, describe
+from xai_callback.spec.metadata import attributed_fields
 from xai_callback.spec.methods import method_from_parameters
 
 _ADVICE = ("use SampledShapley(), which needs no gradients, or give xai_model a floating "
@@ -70,8 +71,7 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
         inputs = {k: v[:rows] for k, v in inputs.items()}
     targets, baselines = {}, {}
     for name, body in metadata["inputs"].items():
-        encoded = bool(body.get("encodedTensorName"))
-        field = "encodedTensorName" if encoded else "inputTensorName"
+        field, baselines_field = attributed_fields(body)
         key = body.get(field)
         if key not in inputs:
             raise SpecError(describe(f"feature {name!r}", field, key,
@@ -81,7 +81,7 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
                                      f"input is {inputs[key].dtype.name}; no gradient can flow "
                                      f"to it: {_ADVICE}"))
         targets[name] = key
-        baselines.setdefault(key, body.get("encodedBaselines" if encoded else "inputBaselines"))
+        baselines.setdefault(key, body.get(baselines_field))
     # A signature with a fixed batch size takes the sample as it is.
     path = inputs if fixed_batch else _path_batch(inputs, baselines)
     (_, output), = metadata["outputs"].items()
