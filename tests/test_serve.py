@@ -150,6 +150,53 @@ def test_a_savedmodel_without_xai_model_is_served_but_not_explained(trained, tmp
     assert "['serve', 'serving_default'] but no 'xai_model'" in body["error"]["message"], body
 
 
+def test_baseline_override_of_an_embedding_feature(tmp_path):
+    """A split embedding feature is attributed on its embedding, with
+    encodedBaselines: a Vertex `inputBaselines` override of it takes effect."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    lookup = keras.layers.StringLookup(vocabulary=["a", "b", "c"])
+    word = keras.Input((1,), dtype="string", name="word")
+    embedded = keras.layers.Embedding(4, 3)(lookup(word))
+    model = keras.Model(word, keras.layers.Dense(1, name="score")(keras.layers.Flatten()(embedded)))
+    path = xai_callback.export_explainable_model(model, str(tmp_path / "words")).path
+    instances, baseline = [["a"], ["c"]], [[0.5, -0.5, 0.25]]
+    override = {"metadata": {"inputs": {"word": {"inputBaselines": [baseline]}}}}
+    with ThreadServer(path) as words:
+        status, body, _ = request(words.port, "POST", VERTEX + ":explain",
+                                  {"instances": instances, "explanationSpecOverride": override})
+    assert status == 200, body
+    explainer = load_explainer(path)
+    assert "encodedBaselines" in explainer.metadata["inputs"]["word"]
+    plain = explainer.explain_instances(instances)
+    explainer.metadata = {**explainer.metadata, "inputs": {
+        "word": {**explainer.metadata["inputs"]["word"], "encodedBaselines": [baseline]}}}
+    local = explainer.explain_instances(instances)
+    for got, want, before in zip(body["explanations"], local.explanations, plain.explanations):
+        assert got["attributions"][0]["baselineOutputValue"] == pytest.approx(
+            want.attributions[0].baseline_output_value, rel=1e-6)
+        assert want.attributions[0].baseline_output_value != pytest.approx(
+            before.attributions[0].baseline_output_value, rel=1e-3)
+        np.testing.assert_allclose(got["attributions"][0]["featureAttributions"]["word"],
+                                   want.attributions[0].feature_attributions["word"], rtol=1e-6)
+
+
+def test_baseline_override_refused_where_it_cannot_apply():
+    """An encoded tensor other than the input: `inputBaselines` cannot say its baselines."""
+    import types
+
+    from xai_callback.serve.errors import ServeError
+    from xai_callback.serve.explaining import metadata_with_baselines
+
+    stored = types.SimpleNamespace(metadata={"inputs": {"word": {
+        "inputTensorName": "word_ids", "encodedTensorName": "word_embedding",
+        "encoding": "COMBINED_EMBEDDING", "encodedBaselines": [0.0]}}, "outputs": {}})
+    with pytest.raises(ServeError, match="'word' is attributed on its encoded tensor 'word_embedding'") as e:
+        metadata_with_baselines(stored, {"inputs": {"word": {"inputBaselines": [[1.0]]}}})
+    assert e.value.status == 400 and "'word_ids' is another tensor" in str(e.value)
+
+
 def test_explain_parameters_reach_the_explainer(server, trained, mlp_version):
     _, x = trained
     instances = x[:2].tolist()

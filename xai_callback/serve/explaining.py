@@ -23,6 +23,7 @@ from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.settings import DEFAULT_PARAMETERS, default_metadata
 from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, instances_of, request_object
 from xai_callback.serve.errors import ServeError
+from xai_callback.spec.metadata import attributed_fields
 from xai_callback.verify import signature_io
 
 EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", "deployedModelId")
@@ -116,7 +117,7 @@ def merged_parameters(stored, override):
 
 
 def metadata_with_baselines(explainer, override):
-    """The explainer's metadata with the overridden `inputBaselines`."""
+    """The explainer's metadata with the overridden baselines (see `_overridden_baselines`)."""
     inputs = override.get("inputs") if isinstance(override, Mapping) else None
     if not isinstance(inputs, Mapping) or set(override) - {"inputs"}:
         raise ServeError(400, "'explanationSpecOverride.metadata' takes only "
@@ -136,8 +137,26 @@ def metadata_with_baselines(explainer, override):
             if not isinstance(entry["inputBaselines"], list) or not entry["inputBaselines"]:
                 raise ServeError(400, f"'inputBaselines' of feature {name!r} must be a non-empty "
                                       f"list; received {entry['inputBaselines']!r}.")
-            features[name]["inputBaselines"] = entry["inputBaselines"]
+            features[name][_overridden_baselines(name, features[name])] = entry["inputBaselines"]
     return metadata
+
+
+def _overridden_baselines(name, feature):
+    """The baselines field an `inputBaselines` override of `feature` sets.
+
+    Vertex overrides only `inputBaselines`. A feature attributed on an
+    encoded tensor uses `encodedBaselines`; when that tensor is its input
+    tensor (a split embedding: both name the `xai_model` input), the
+    override's baselines are that tensor's.
+    """
+    tensor_field, baselines_field = attributed_fields(feature)
+    if feature[tensor_field] != feature.get("inputTensorName"):
+        raise ServeError(400, f"Feature {name!r} is attributed on its encoded tensor "
+                              f"{feature[tensor_field]!r} with 'encodedBaselines', which an "
+                              "'inputBaselines' override cannot set: its input "
+                              f"{feature.get('inputTensorName')!r} is another tensor. Change the "
+                              "export's metadata instead.")
+    return baselines_field
 
 
 def _default_metadata(explainer):
