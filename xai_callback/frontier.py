@@ -28,7 +28,8 @@ import tensorflow as tf
 
 from xai_callback import keras_graph, keras_preprocessing
 from xai_callback.errors import SignatureError
-from xai_callback.signatures import SignatureFunction, float32_output, input_keys_of, signature_key
+from xai_callback.signatures import (
+    SignatureFunction, as_keras_model, float32_output, input_keys_of, keras_tensor_spec, signature_key)
 
 RAW, ENCODED, CARRIED = "raw", "encoded", "carried"
 # Separator of the raw feature names a crossed feature is made of (FeatureSpace
@@ -63,7 +64,7 @@ class BoundaryTensor:
         return self.role in (RAW, ENCODED)
 
     def spec(self):
-        return tf.TensorSpec(tuple(self.tensor.shape), tf.as_dtype(self.tensor.dtype), name=self.key)
+        return keras_tensor_spec(self.tensor, self.key)
 
 
 class SplitPlan:
@@ -94,7 +95,7 @@ class SplitPlan:
             graph.run(steps, values)
             return {b.key: _as_declared(values[id(b.tensor)], b.tensor) for b in boundary}
 
-        specs = {key: _spec(t, key) for key, t in raw.items()}
+        specs = {key: keras_tensor_spec(t, key) for key, t in raw.items()}
         return self._owned(SignatureFunction(preprocess, specs, name="xai_preprocess (automatic split)"))
 
     def model_function(self):
@@ -371,10 +372,6 @@ def _as_declared(value, tensor):
     return tf.ensure_shape(value, tensor.shape)
 
 
-def _spec(tensor, key):
-    return tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=key)
-
-
 def compose_keras_preprocessing(preprocess, model):
     """One functional model: a Keras preprocessing model (or FeatureSpace) feeding `model`.
 
@@ -385,10 +382,8 @@ def compose_keras_preprocessing(preprocess, model):
     Raises:
         SignatureError: the preprocessing outputs do not fit the model inputs.
     """
-    if isinstance(preprocess, keras.utils.FeatureSpace):
-        inputs, encoded = preprocess.get_inputs(), preprocess.get_encoded_features()
-    else:
-        inputs, encoded = preprocess.input, preprocess.output
+    preprocess = as_keras_model(preprocess)
+    inputs, encoded = preprocess.input, preprocess.output
     try:
         outputs = model(encoded)
         if not isinstance(outputs, dict):

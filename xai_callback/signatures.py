@@ -260,8 +260,7 @@ def model_signature_function(model, name="xai_model"):
             "signature."
         )
     keys = input_keys_of(inputs)
-    specs = {key: tf.TensorSpec(tuple(t.shape), tf.as_dtype(t.dtype), name=key)
-             for key, t in zip(keys, inputs)}
+    specs = {key: keras_tensor_spec(t, key) for key, t in zip(keys, inputs)}
     key_of = {_tensor_name(t): key for t, key in zip(inputs, keys)}
     try:
         structure = model.input
@@ -311,6 +310,11 @@ _CLONE_SUFFIX = "CLONE"
 _AUTO_NAME = re.compile(r"^keras_tensor(_\d+)?$")
 
 
+def keras_tensor_spec(tensor, key):
+    """The `tf.TensorSpec` named `key` of a Keras (symbolic) tensor."""
+    return tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=key)
+
+
 def input_keys_of(inputs):
     """Signature keys for Keras input tensors, readable and unique.
 
@@ -348,15 +352,20 @@ def keras_signature_function(value, name):
 
     Its input signature is derived as for the main model.
     """
+    return model_signature_function(as_keras_model(value), name=name)
+
+
+def as_keras_model(value):
+    """`value`, or a FeatureSpace as the functional model from its raw inputs to its encoded features."""
     try:
         from keras.utils import FeatureSpace
     except ImportError:  # pragma: no cover - Keras 3 always has it
-        FeatureSpace = ()
+        return value
     if isinstance(value, FeatureSpace):
         import keras
 
-        value = keras.Model(value.get_inputs(), value.get_encoded_features(), name=value.name)
-    return model_signature_function(value, name=name)
+        return keras.Model(value.get_inputs(), value.get_encoded_features(), name=value.name)
+    return value
 
 
 def is_keras_model(value):
