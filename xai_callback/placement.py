@@ -597,12 +597,17 @@ def best_published(export_dir, versioned, key):
     return min(scored) if key[1] == "min" else max(scored)
 
 
+def beats(value, than, mode):
+    """Whether `value` is strictly better than `than` when ranked `mode` ("min" or "max")."""
+    return value < than if mode == "min" else value > than
+
+
 def check_beats_published(export_dir, versioned, key, value):
     """Raises NotPublished unless `value` beats every export in place by `key`."""
     best = best_published(export_dir, versioned, key)
     if best is None:
         return
-    if value is None or not (value < best[0] if key[1] == "min" else value > best[0]):
+    if value is None or not beats(value, best[0], key[1]):
         raise NotPublished(
             f"{key[0]}={value} does not beat {key[0]}={best[0]} of the export at "
             f"{best[1]!r}; not published."
@@ -736,9 +741,11 @@ def _abandoned_copies(export_dir):
     parent, prefix = _where(export_dir, True)
     for name in version_names(export_dir).values():
         path = join(export_dir, name)
-        if is_complete(path):
+        complete, record = _completeness(path)
+        if complete:
             continue
-        record = _read_record(path)
+        if record is None:  # not read: no saved_model.pb yet
+            record = _read_record(path)
         if record is not None:
             if not writers.is_alive(parent, prefix, str(record.get("writer"))):
                 yield path

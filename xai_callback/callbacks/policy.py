@@ -281,15 +281,13 @@ class ExportPolicy:
         published = placement.best_published(
             self.export_dir, self.export_options.get("versioned", False), key
         )
-        if published is None or (self.best is not None and not self._better(published[0], self.best)):
+        if published is None or (self.best is not None
+                                 and not placement.beats(published[0], self.best, self.direction)):
             return
         self.best, self.best_beaten = published[0], published
         self.best_weights, self.best_epoch, self.best_exported = None, None, False
 
     # -- helpers --------------------------------------------------------------
-
-    def _better(self, value, than):
-        return value < than if self.direction == "min" else value > than
 
     def is_improvement(self, value):
         if math.isnan(value) or math.isinf(value):
