@@ -385,11 +385,11 @@ def files_of(export_dir):
     `overwrite=True`), every file.
     """
     record = _read_record(export_dir)
+    if record is not None and "files" in record:
+        return [str(f) for f in record["files"]]  # no listing: on object stores it is many calls
     everything = storage.list_files(export_dir)
     if record is None:
         return everything
-    if "files" in record:
-        return [str(f) for f in record["files"]]
     return [f for f in everything if any(f == k or (k.endswith("/") and f.startswith(k)) for k in _KNOWN_LAYOUT)]
 
 
