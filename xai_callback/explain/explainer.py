@@ -15,7 +15,7 @@ from xai_callback.explain import engine
 from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, MethodResult
 from xai_callback.explain.core import explain_units
 from xai_callback.explain.errors import BaselineError
-from xai_callback.explain.granularity import GRANULARITIES, FeatureLayout
+from xai_callback.explain.granularity import FeatureLayout, check_granularity
 from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
 from xai_callback.explain.settings import default_metadata, resolve_settings
@@ -88,9 +88,7 @@ class Explainer:
         Returns:
             `ExplainResponse`.
         """
-        if granularity not in GRANULARITIES:
-            raise ValueError(
-                f"granularity must be one of {list(GRANULARITIES)}; received {granularity!r}.")
+        check_granularity(granularity)  # before the model runs
         raw = self._input_tensors(inputs)
         model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
         model_outputs = dict(self.model_fn(**model_inputs))
@@ -99,17 +97,14 @@ class Explainer:
         layout = FeatureLayout(settings.features, granularity, self.xai_features)
         output_key = check_output(settings.output, model_outputs)
         output = np.asarray(model_outputs[output_key])
-        baselines = {
-            f.tensor_key: baseline_array(f, model_inputs) for f in settings.features
-        }
-        check_baseline_counts(settings.features, baselines)
+        baselines, feature_names = feature_baselines(settings.features, model_inputs)
         check_output_indices(settings.output_indices, output.shape[1:], output_key)
         if settings.top_k < 1 and settings.top_k != -1:
             raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
         unit_instance, unit_index, result, reported = explain_units(
             _run, settings.method, layout, self.model_fn, output_key, model_inputs,
             model_outputs[output_key], baselines,
-            feature_names={f.tensor_key: f.name for f in settings.features},
+            feature_names=feature_names,
             top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
             compile_fn=engine.compiled_call(self._compiled),
             max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
@@ -205,6 +200,14 @@ def check_output(output, model_outputs):
             f"model does not return (outputs: {sorted(model_outputs)})."
         )
     return output.tensor_key
+
+
+def feature_baselines(features, model_inputs):
+    """`({tensor key: [num_baselines, *example]}, {tensor key: feature name})` of
+    the metadata `features`, every feature with the same number of baselines."""
+    baselines = {f.tensor_key: baseline_array(f, model_inputs) for f in features}
+    check_baseline_counts(features, baselines)
+    return baselines, {f.tensor_key: f.name for f in features}
 
 
 def baseline_array(feature, model_inputs):

@@ -58,6 +58,13 @@ class Reported:
     tokens: dict = None
 
 
+def check_granularity(granularity):
+    """`granularity`, or ValueError naming it and the valid ones."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {list(GRANULARITIES)}; received {granularity!r}.")
+    return granularity
+
+
 class FeatureLayout:
     """What is reported, and which elements play together, at one granularity.
 
@@ -76,10 +83,7 @@ class FeatureLayout:
     """
 
     def __init__(self, features, granularity="raw", xai_features=None):
-        if granularity not in GRANULARITIES:
-            raise ValueError(
-                f"granularity must be one of {list(GRANULARITIES)}; received {granularity!r}.")
-        self.granularity = granularity
+        self.granularity = check_granularity(granularity)
         self.features = tuple(features)
         self.entries = _feature_entries(xai_features)
         self.reported = self._reported()

@@ -37,7 +37,7 @@ from xai_callback.explain import engine
 from xai_callback.explain.base import default_rows_per_call
 from xai_callback.explain.core import explain_units, units_per_instance
 from xai_callback.explain.explainer import (
-    Explainer, baseline_array, check_baseline_counts, check_output, check_output_indices)
+    Explainer, check_output, check_output_indices, feature_baselines)
 from xai_callback.explain.granularity import FeatureLayout
 from xai_callback.explain.settings import resolve_settings
 from xai_callback.layout import XAI_EXPLAIN, XAI_PREPROCESS
@@ -90,9 +90,7 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
             f"{XAI_EXPLAIN} needs the explained output '{output_key}' to have a known shape per "
             f"instance; it is {output_shape.as_list()}.")
     check_output_indices(settings.output_indices, output_shape.as_list(), output_key)
-    baselines = {f.tensor_key: baseline_array(f, inputs) for f in settings.features}
-    check_baseline_counts(settings.features, baselines)
-    feature_names = {f.tensor_key: f.name for f in settings.features}
+    baselines, feature_names = feature_baselines(settings.features, inputs)
     rows_per_call = rows_per_call or default_rows_per_call(inputs)
     keys = _output_keys([r.name for r in layout.reported])
     units = units_per_instance(output_shape, settings.top_k, settings.output_indices)
