@@ -328,9 +328,10 @@ def _token_of(staging):
     return str(staging).rsplit(STAGING_MARK, 1)[-1]
 
 
-def _retired_path(export_dir, versioned, writer):
+def _retired_path(export_dir, versioned, token):
+    """Where the old export waits, hidden, while it is replaced (`token`: its writer's)."""
     parent, prefix = _where(export_dir, versioned)
-    return join(parent, f"{prefix}{RETIRED_MARK}{writer.token}")
+    return join(parent, f"{prefix}{RETIRED_MARK}{token}")
 
 
 # -- non-versioned -----------------------------------------------------------------
@@ -357,7 +358,7 @@ def place(staging, export_dir, overwrite=False, writer=None):
         own = writer is None
         writer = writer or writers.Writer(*_where(export_dir, False))
         try:
-            _replace_files(staging, export_dir, old_files, _retired_path(export_dir, False, writer))
+            _replace_files(staging, export_dir, old_files, _retired_path(export_dir, False, writer.token))
         finally:
             if own:
                 writer.release()
@@ -369,7 +370,7 @@ def place(staging, export_dir, overwrite=False, writer=None):
         storage.sync_dir(parent)  # the swap is on disk before the old tree goes
         storage.rmtree(staging)  # now holds the old export
         return
-    retired = join(split_path(export_dir)[0], f".{split_path(export_dir)[1]}{RETIRED_MARK}{_token_of(staging)}")
+    retired = _retired_path(export_dir, False, _token_of(staging))
     storage.rename(export_dir, retired)
     storage.sync_dir(parent)
     storage.rename(staging, export_dir)
@@ -669,7 +670,7 @@ def retire(path, export_dir):
     if is_local(path):
         writer = writers.Writer(export_dir)
         try:
-            hidden = _retired_path(export_dir, True, writer)
+            hidden = _retired_path(export_dir, True, writer.token)
             try:
                 storage.rename(path, hidden)
             except (tf.errors.OpError, OSError):
