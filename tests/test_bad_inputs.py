@@ -62,7 +62,7 @@ def ok_dir(tmp):
 CASES = [
     ("unknown-mode", ok_dir, dict(mode="best"), ValueError, ["mode=", "'best'"], None),
     ("empty-monitor", ok_dir, dict(monitor=""), ValueError, ["monitor=''"], None),
-    ("monitor-not-a-string", ok_dir, dict(monitor=3), ValueError, ["monitor=3"], None),
+    ("monitor-not-a-string", ok_dir, dict(monitor=3), TypeError, ["monitor=3"], None),
     ("negative-min-delta", ok_dir, dict(min_delta=-0.1), ValueError, ["min_delta=-0.1"], None),
     ("nan-min-delta", ok_dir, dict(min_delta=float("nan")), ValueError, ["min_delta=nan"], None),
     ("export-dir-not-a-path", lambda t: 42, {}, TypeError, ["export_dir", "42"], None),
@@ -87,6 +87,11 @@ CASES = [
     ("keep-zero", ok_dir, dict(versioned=True, keep=0), ValueError, ["keep=0"], None),
     ("keep-not-int", ok_dir, dict(versioned=True, keep=1.5), TypeError, ["keep=1.5"], None),
     ("keep-without-versioned", ok_dir, dict(keep=2), ValueError, ["keep=2", "versioned=True"], None),
+    ("overwrite-is-a-string", make_foreign_dir, dict(overwrite="false"), TypeError,
+     ["overwrite='false'", "not a boolean"], None),
+    ("verify-is-a-string", ok_dir, dict(verify="no"), TypeError, ["verify='no'"], None),
+    ("legacy-metadata-is-a-string", ok_dir, dict(legacy_metadata="no"), TypeError, ["legacy_metadata='no'"], None),
+    ("min-delta-is-a-string", ok_dir, dict(min_delta="0.1"), TypeError, ["min_delta='0.1'"], None),
     ("strict-not-bool", ok_dir, dict(strict="yes"), TypeError, ["strict='yes'"], None),
     ("strict-without-best", ok_dir, dict(strict=True), ValueError, ["strict=True", "save_best_only=False"], None),
     ("publish-unknown", ok_dir, dict(publish="newest"), ValueError, ["publish='newest'", "'best'"], None),
@@ -164,6 +169,17 @@ CASES = [
 ]
 
 
+def _doc_stages():
+    """`{case id: the "when" column}` of docs/bad_inputs.md's table."""
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "bad_inputs.md")).read()
+    table = doc.split("| id |", 1)[1].split("\n\n", 1)[0]  # the first table: the callback's cases
+    rows = (line.split("|") for line in table.splitlines() if line.startswith("| `"))
+    return {cells[1].strip().strip("`"): cells[4].strip() for cells in rows}
+
+
+DOC_STAGES = _doc_stages()
+
+
 @pytest.fixture(scope="module")
 def model():
     return mlp()
@@ -178,10 +194,13 @@ def data():
     "make_dir, kwargs, error, fragments, fit_kwargs",
     [pytest.param(*case[1:], id=case[0]) for case in CASES],
 )
-def test_bad_input_fails_before_training(model, data, tmp_path, make_dir, kwargs, error, fragments, fit_kwargs):
+def test_bad_input_fails_before_training(model, data, tmp_path, request, make_dir, kwargs, error, fragments,
+                                         fit_kwargs):
     export_dir = make_dir(tmp_path)
+    stage = "constructor"
     with pytest.raises(error) as info:
         callback = XaiExportCallback(export_dir, **kwargs)
+        stage = "train begin"
         assert fit_kwargs is not None, "the constructor should have raised"
         counter = BatchCounter()
         callbacks = [counter]
@@ -194,6 +213,8 @@ def test_bad_input_fails_before_training(model, data, tmp_path, make_dir, kwargs
             assert counter.batches == 0
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
+    # docs/bad_inputs.md says when each case is refused; it must be true.
+    assert DOC_STAGES[request.node.callspec.id].startswith(stage), (stage, DOC_STAGES[request.node.callspec.id])
 
 
 def test_catalogue_has_at_least_25_cases_and_matches_the_docs():

@@ -4,6 +4,7 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
+import reprlib
 import warnings
 from collections.abc import Mapping
 
@@ -11,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback import storage
+from xai_callback.arguments import check_bool, check_number, check_str
 from xai_callback.errors import ExportVerificationError, InputError, SignatureError, SpecError, short_message
 from xai_callback.frontier import ModelPreprocessing
 from xai_callback.inputs import as_input_dict
@@ -181,46 +183,24 @@ class ExplainableExporter:
         store_sample=True,
         explain_signature=False,
     ):
-        from xai_callback.spec import ExplanationSpec
-
-        placement.validate_version_options(versioned, keep)
-
-        if extra_signatures is not None and not isinstance(extra_signatures, dict):
-            raise TypeError(
-                "extra_signatures must be a dict {name: function}; received "
-                f"{extra_signatures!r} of type {type(extra_signatures).__name__}."
-            )
-        for name in extra_signatures or {}:
-            if name in RESERVED_SIGNATURES:
-                raise ValueError(
-                    f"extra_signatures uses the reserved name {name!r}; pass it as "
-                    "serving_fn / model_fn / preprocess_fn instead, and use another "
-                    "name for additional signatures."
-                )
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"extra_signatures has an invalid name {name!r}.")
-        if output_key is not None and not isinstance(output_key, str):
-            raise TypeError(f"output_key must be a string; received {output_key!r}.")
-        _check_sample_type(sample)
-        for name, value in (("split", split), ("store_sample", store_sample),
-                            ("explain_signature", explain_signature)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be True or False; received {name}={value!r}.")
-        if not (isinstance(rtol, (int, float)) and rtol >= 0 and isinstance(atol, (int, float)) and atol >= 0):
-            raise ValueError(f"rtol and atol must be non-negative numbers; received rtol={rtol!r}, atol={atol!r}.")
+        checked = check_export_options(
+            extra_signatures=extra_signatures, output_key=output_key, sample=sample,
+            explanation_spec=explanation_spec, legacy_metadata=legacy_metadata, track=track,
+            verify=verify, rtol=rtol, atol=atol, overwrite=overwrite, versioned=versioned,
+            keep=keep, split=split, store_sample=store_sample, explain_signature=explain_signature)
         self.model = model
-        self.output_key = output_key
+        self.output_key = checked["output_key"]
         self.sample = sample
-        self.explanation_spec = ExplanationSpec.coerce(explanation_spec)
-        self.legacy_metadata = bool(legacy_metadata)
+        self.explanation_spec = checked["explanation_spec"]
+        self.legacy_metadata = checked["legacy_metadata"]
         self.track = list(track or [])
-        self.verify = verify
-        self.rtol, self.atol = rtol, atol
-        self.overwrite = overwrite
-        self.versioned, self.keep = versioned, keep
-        self.split = split
-        self.store_sample = store_sample
-        self.explain_signature = explain_signature
+        self.verify = checked["verify"]
+        self.rtol, self.atol = checked["rtol"], checked["atol"]
+        self.overwrite = checked["overwrite"]
+        self.versioned, self.keep = checked["versioned"], keep
+        self.split = checked["split"]
+        self.store_sample = checked["store_sample"]
+        self.explain_signature = checked["explain_signature"]
         self._raw = {
             "serving_fn": serving_fn,
             "preprocess_fn": preprocess_fn,
@@ -534,6 +514,58 @@ class ExplainableExporter:
             )
 
 
+BOOLEAN_OPTIONS = ("legacy_metadata", "verify", "overwrite", "versioned", "split", "store_sample",
+                   "explain_signature")
+
+
+def check_export_options(**options):
+    """Checks the engine's arguments that need no model; returns them normalised.
+
+    The callback calls it at construction (before it has a model), the
+    exporter in `__init__`: a wrongly typed value fails before training either
+    way, named with the value received. Functions are checked when traced.
+
+    Raises:
+        TypeError, ValueError, SpecError: an argument of the wrong type or out
+            of range (the message names it and the value).
+    """
+    from xai_callback.spec import ExplanationSpec
+
+    checked = dict(options)
+    # Types first: a config's "false" must not count as true (overwrite!).
+    for name in BOOLEAN_OPTIONS:
+        if name in options:
+            checked[name] = check_bool(name, options[name])
+    for name, default in (("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL)):
+        checked[name] = check_number(name, options.get(name, default), minimum=0)
+    checked["output_key"] = check_str("output_key", options.get("output_key"), optional=True)
+    placement.validate_version_options(checked.get("versioned", False), options.get("keep"))
+    extra_signatures = options.get("extra_signatures")
+    if extra_signatures is not None and not isinstance(extra_signatures, Mapping):
+        raise TypeError(
+            "extra_signatures must be a dict {name: function}; received "
+            f"{extra_signatures!r} of type {type(extra_signatures).__name__}."
+        )
+    for name in extra_signatures or {}:
+        if name in RESERVED_SIGNATURES:
+            raise ValueError(
+                f"extra_signatures uses the reserved name {name!r}; pass it as "
+                "serving_fn / model_fn / preprocess_fn instead, and use another "
+                "name for additional signatures."
+            )
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"extra_signatures has an invalid name {name!r}.")
+    track = options.get("track")
+    if track is not None and not isinstance(track, (list, tuple)):
+        raise TypeError(
+            "track must be a list of trackable objects (lookup tables, layers) or None; "
+            f"received track={track!r} of type {type(track).__name__}.")
+    _check_sample_type(options.get("sample"))
+    checked["explanation_spec"] = ExplanationSpec.coerce(
+        options.get("explanation_spec"), "the export options", "explanation_spec")
+    return checked
+
+
 def _variables_used_by(concrete_functions):
     """The variables the functions capture, each once, ordered by name.
 
@@ -570,7 +602,7 @@ def _check_sample_type(sample):
     raise TypeError(
         "sample must be a batch of serving_default's inputs: a dict {input_name: batch}, a "
         "list or tuple of batches in input order, or one array for a single input; "
-        f"received {type(sample).__name__}.{hint}")
+        f"received sample={reprlib.repr(sample)} of type {type(sample).__name__}.{hint}")
 
 
 def export_explainable_model(model, export_dir, **options):

@@ -53,6 +53,7 @@ import re
 import tensorflow as tf
 
 from xai_callback import storage, writers
+from xai_callback.arguments import check_bool, check_int
 from xai_callback.errors import DestinationError
 from xai_callback.layout import (
     ASSETS_EXTRA,
@@ -138,14 +139,10 @@ def validate_version_options(versioned, keep):
         TypeError: `versioned` is not a bool, `keep` not an int or None.
         ValueError: `keep` < 1, or `keep` without `versioned=True`.
     """
-    if not isinstance(versioned, bool):
-        raise TypeError(f"versioned must be True or False; received versioned={versioned!r}.")
+    versioned = check_bool("versioned", versioned)
+    keep = check_int("keep", keep, minimum=1, optional=True)
     if keep is None:
         return
-    if isinstance(keep, bool) or not isinstance(keep, int):
-        raise TypeError(f"keep must be an int >= 1 or None; received keep={keep!r}.")
-    if keep < 1:
-        raise ValueError(f"keep must be >= 1 (or None to keep all); received keep={keep!r}.")
     if not versioned:
         raise ValueError(
             f"keep={keep!r} needs versioned=True (a non-versioned export_dir holds one "

@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 
+from xai_callback.arguments import check_bool, check_choice, check_int, check_number, check_str
 from xai_callback.errors import ExportFailedError
-from xai_callback.export import ExplainableExporter
+from xai_callback.export import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
 from xai_callback import backends, distribute, placement
 # Options <-> config data (import strings, ...): see callbacks/config.py.
-from xai_callback.callbacks.config import resolve_functions, serialize_options
+from xai_callback.callbacks.config import plain_containers, resolve_functions, serialize_options
 
 MODES = ("auto", "min", "max")
 
@@ -62,24 +63,21 @@ class ExportPolicy:
         export_dir = str(export_dir)
         if not export_dir:
             raise ValueError("export_dir must be a non-empty path; received ''.")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; received mode={mode!r}.")
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(
-                "monitor must be the name of a logged quantity such as 'val_loss'; "
-                f"received monitor={monitor!r}."
-            )
-        if not isinstance(min_delta, (int, float)) or min_delta < 0 or math.isnan(min_delta):
-            raise ValueError(
-                f"min_delta must be a number >= 0; received min_delta={min_delta!r}."
-            )
-        if initial_value_threshold is not None and not isinstance(initial_value_threshold, (int, float)):
-            raise TypeError(
-                "initial_value_threshold must be a number or None; received "
-                f"initial_value_threshold={initial_value_threshold!r}."
-            )
-        if verbose not in (0, 1, 2, True, False):
-            raise ValueError(f"verbose must be 0 or 1; received verbose={verbose!r}.")
+        # Types first, whatever wrote them (a YAML "false" is a non-empty string).
+        mode = check_choice("mode", mode, MODES)
+        monitor = check_str("monitor", monitor)
+        save_best_only = check_bool("save_best_only", save_best_only)
+        export_on_improvement = check_bool("export_on_improvement", export_on_improvement)
+        strict = check_bool("strict", strict)
+        publish = check_choice("publish", publish, placement.PUBLISH_MODES, optional=True)
+        min_delta = check_number("min_delta", min_delta, minimum=0)
+        initial_value_threshold = check_number(
+            "initial_value_threshold", initial_value_threshold, optional=True)
+        # Keras' own callbacks take verbose=True/False as 1/0.
+        verbose = int(verbose) if isinstance(verbose, bool) else check_int(
+            "verbose", verbose, allowed=(0, 1, 2))
+        # Every engine option too, before the destination check reads them.
+        _check_export_options(export_options)
         if export_on_improvement and not save_best_only:
             raise ValueError(
                 "export_on_improvement=True needs save_best_only=True (improvements "
@@ -102,20 +100,10 @@ class ExportPolicy:
         self.verbose = int(verbose)
         self.publish = publish
         self.export_options = export_options
-        # Built once so bad options fail at construction, before fit.
-        self._probe_options()
         self.exporter = None
         self.fit_context = self.tuner = None  # found in on_train_begin
         self._forget_best()
         self._fresh = False  # compare with what is already published
-
-    def _probe_options(self):
-        unknown = set(self.export_options) - set(_EXPORTER_ARGS)
-        if unknown:
-            raise TypeError(
-                f"Unknown export option(s) {sorted(unknown)}; valid options are "
-                f"{sorted(_EXPORTER_ARGS)}."
-            )
 
     @property
     def publish_mode(self):
@@ -420,11 +408,22 @@ def save_fallback_weights(model, export_dir, cause=None, versioned=False):
     )
 
 
-def _check_publish(publish, save_best_only):
-    if publish not in (None,) + placement.PUBLISH_MODES:
-        raise ValueError(
-            f"publish must be None, 'every' or 'best'; received publish={publish!r}."
+def _check_export_options(options):
+    """Names and types of the engine options, at construction (no model yet).
+
+    Booleans are stored back as Python bools (numpy's pass the check).
+    """
+    unknown = set(options) - set(_EXPORTER_ARGS)
+    if unknown:
+        raise TypeError(
+            f"Unknown export option(s) {sorted(unknown)}; valid options are "
+            f"{sorted(_EXPORTER_ARGS)}."
         )
+    checked = check_export_options(**plain_containers(options))  # Hydra passes OmegaConf objects
+    options.update({name: checked[name] for name in BOOLEAN_OPTIONS if name in options})
+
+
+def _check_publish(publish, save_best_only):
     if publish == "best" and not save_best_only:
         raise ValueError(
             "publish='best' ranks exports by the monitored value, which needs "
@@ -433,8 +432,6 @@ def _check_publish(publish, save_best_only):
 
 
 def _check_strict(strict, save_best_only):
-    if not isinstance(strict, bool):
-        raise TypeError(f"strict must be True or False; received strict={strict!r}.")
     if strict and not save_best_only:
         raise ValueError(
             "strict=True checks the monitor, which only matters with "
