@@ -27,7 +27,7 @@ import common
 import numpy as np  # noqa: E402  (common quiets TF first)
 import tensorflow as tf  # noqa: E402
 
-from xai_callback import storage  # noqa: E402
+from xai_callback.publish import storage  # noqa: E402
 from xai_callback.explain import load_explainer  # noqa: E402
 from xai_callback.explain.base import default_rows_per_call  # noqa: E402
 

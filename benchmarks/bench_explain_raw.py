@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402  (common quiets TF first)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 import structured_preprocessing as petfinder  # noqa: E402
 
-from xai_callback import export_explainable_model, storage  # noqa: E402
+from xai_callback import export_explainable_model  # noqa: E402
+from xai_callback.publish import storage
 from xai_callback.explain import load_explainer  # noqa: E402
 
 VARIANTS = ("ig_raw", "ig_encoded", "shapley_raw", "shapley_encoded")

@@ -29,7 +29,8 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 import structured_preprocessing as petfinder  # noqa: E402
 
-from xai_callback import export_explainable_model, storage  # noqa: E402
+from xai_callback import export_explainable_model  # noqa: E402
+from xai_callback.publish import storage
 from xai_callback.explain import load_explainer  # noqa: E402
 
 CLASSES = 10

@@ -14,7 +14,7 @@ import tempfile
 import common
 
 import xai_callback  # noqa: E402
-from xai_callback import storage  # noqa: E402
+from xai_callback.publish import storage  # noqa: E402
 
 VARIANTS = ("no_fsync", "fsync")
 LABELS = {"no_fsync": "replace, fsync off (baseline)", "fsync": "replace, fsync on (default)"}

@@ -23,7 +23,8 @@ import keras  # noqa: E402  (common quiets TF first)
 import tensorflow as tf  # noqa: E402
 
 import xai_callback  # noqa: E402
-from xai_callback.signatures import SignatureFunction, model_signature_function  # noqa: E402
+from xai_callback.signatures.functions import SignatureFunction  # noqa: E402
+from xai_callback.signatures.keras_models import model_signature_function
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 import structured_preprocessing as petfinder  # noqa: E402

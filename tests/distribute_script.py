@@ -72,7 +72,7 @@ def worker(out_dir):
     import tf_keras
 
     import xai_callback
-    from xai_callback import distribute
+    from xai_callback.export import distribute
 
     task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     strategy = tf.distribute.MultiWorkerMirroredStrategy()

@@ -7,8 +7,8 @@ Vertex JSON files into `assets.extra/`, as the export engine does.
 import numpy as np
 import tensorflow as tf
 
-from xai_callback import storage
-from xai_callback.layout import (
+from xai_callback.publish import storage
+from xai_callback.names import (
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
     VERTEX_PARAMETERS_FILE,

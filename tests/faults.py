@@ -1,7 +1,7 @@
 """Fault injection for the crash-safety tests, from the outside.
 
 The package has no fault hook (nothing a user's environment could trigger):
-`Faults.install` wraps the writing functions of `xai_callback.storage`, and
+`Faults.install` wraps the writing functions of `xai_callback.publish.storage`, and
 `placement.begin`, so that each call passes a numbered fault point before and
 after it. At point `at`, `action(operation)` runs: a SIGKILL in a forked
 child (tests/crash_child.py), or `die` in-process, after which every storage
@@ -11,7 +11,7 @@ cannot outlive a process, so a kill is simulated there).
 
 import functools
 
-from xai_callback import placement, storage
+from xai_callback.publish import placement, storage
 
 WRITING = (
     "makedirs", "write_text", "rename", "claim_rename", "exchange", "rmtree", "remove",

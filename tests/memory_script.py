@@ -16,7 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xai_callback import XaiExportCallback  # noqa: E402
-from xai_callback.provenance import read_provenance  # noqa: E402
+from xai_callback.publish.provenance import read_provenance  # noqa: E402
 
 from fit_helpers import InjectMonitor  # noqa: E402
 from models import mlp, tabular_data  # noqa: E402

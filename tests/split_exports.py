@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xai_callback import (
-    ExplanationSpec, Feature, IntegratedGradients, Output, export_explainable_model, storage)
-from xai_callback.layout import FEATURES_FILE, extra_path
+from xai_callback import ExplanationSpec, Feature, IntegratedGradients, Output, export_explainable_model
+from xai_callback.publish import storage
+from xai_callback.names import FEATURES_FILE, extra_path
 
 TYPES = ["Cat", "Dog"]
 BREEDS = ["Tabby", "Mixed", "Husky", "Poodle"]

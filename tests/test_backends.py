@@ -17,7 +17,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from subprocess_runs import run_script
 from xai_callback.explain import explain
-from xai_callback.verify import signature_io
+from xai_callback.signatures.specs import signature_io
 
 BACKENDS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
 TIMEOUT_S = 800  # Each script loads TensorFlow, its backend and one or two TF subprocesses.

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import SignatureError, XaiExportCallback
-from xai_callback import storage
-from xai_callback.layout import PROVENANCE_FILE, extra_path
+from xai_callback.publish import storage
+from xai_callback.names import PROVENANCE_FILE, extra_path
 
 from models import csv_lines, mlp, parse_csv, tabular_data
 

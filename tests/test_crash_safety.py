@@ -20,8 +20,8 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import ExplainableExporter, export_explainable_model
-from xai_callback.layout import PROVENANCE_FILE, extra_path
-from xai_callback.provenance import read_provenance
+from xai_callback.names import PROVENANCE_FILE, extra_path
+from xai_callback.publish.provenance import read_provenance
 
 from models import mlp
 from subprocess_runs import script_env

@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, ExportFailedError, XaiExportCallback
-from xai_callback import placement, storage, writers
-from xai_callback.layout import PROVENANCE_FILE
-from xai_callback.provenance import read_provenance
+from xai_callback.publish import placement, storage, writers
+from xai_callback.names import PROVENANCE_FILE
+from xai_callback.publish.provenance import read_provenance
 
 from faults import Faults, Killed
 from models import N_FEATURES, mlp, tabular_data
@@ -300,7 +300,7 @@ def test_published_versions_lists_complete_versions_only(exporter, tmp_path):
 
 HOLD_SCRIPT = """
 import sys
-from xai_callback import placement
+from xai_callback.publish import placement
 staging = placement.begin(sys.argv[1], versioned=True)
 open(staging + "-proof", "w").close()
 import os; os.makedirs(staging); open(os.path.join(staging, "half.bin"), "w").close()
@@ -310,7 +310,7 @@ sys.stdin.read()  # hold until told
 
 CLEAN_SCRIPT = """
 import os, sys
-from xai_callback import placement
+from xai_callback.publish import placement
 print("PID", os.getpid(), "CLEANED", placement.clean_stale(sys.argv[1], versioned=True), flush=True)
 """
 

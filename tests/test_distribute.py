@@ -15,10 +15,16 @@ import pytest
 import tensorflow as tf
 
 from subprocess_runs import free_ports, parse_result, run_script, script_command, script_env
-from xai_callback import storage
-from xai_callback.layout import (
-    ASSETS_EXTRA, PROVENANCE_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
-from xai_callback.verify import signature_io
+from xai_callback.publish import storage
+from xai_callback.names import (
+    ASSETS_EXTRA,
+    PROVENANCE_FILE,
+    SAMPLE_FILE,
+    VERTEX_METADATA_FILE,
+    VERTEX_PARAMETERS_FILE,
+    extra_path,
+)
+from xai_callback.signatures.specs import signature_io
 
 TIMEOUT_S = 300
 WORKERS = 2

@@ -10,13 +10,7 @@ import tensorflow as tf
 
 import explain_exports as ex
 from xai_callback.errors import ExportVerificationError, SpecError
-from xai_callback.explain import (
-    Explainer,
-    InstanceError,
-    MethodNotSupportedError,
-    explain,
-    load_explainer,
-)
+from xai_callback.explain import Explainer, InstanceError, MethodNotSupportedError, explain, load_explainer
 
 X = np.array([[1.0, 2.0, 3.0], [-0.5, 4.0, 0.0], [0.3, -0.2, 1.5]], np.float32)
 IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]], np.float32)

@@ -14,15 +14,31 @@ import split_exports as se
 from explain_checks import quiet
 from subprocess_runs import parse_result, script_command
 from xai_callback import (
-    XRAI, ExplanationSpec, Feature, IntegratedGradients, Output, SampledShapley, SmoothGrad,
-    SignatureFunction, XaiExportCallback, export_explainable_model, storage, validate)
+    XRAI,
+    ExplanationSpec,
+    Feature,
+    IntegratedGradients,
+    Output,
+    SampledShapley,
+    SmoothGrad,
+    SignatureFunction,
+    XaiExportCallback,
+    export_explainable_model,
+    validate,
+)
+from xai_callback.publish import storage
 from xai_callback.explain import explain, load_explainer
 from xai_callback.explain.errors import MethodNotSupportedError
 from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.explain.signature import explain_signature_function, signature_outputs
-from xai_callback.layout import (
-    FEATURES_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
-from xai_callback.signatures import compose
+from xai_callback.names import (
+    FEATURES_FILE,
+    SAMPLE_FILE,
+    VERTEX_METADATA_FILE,
+    VERTEX_PARAMETERS_FILE,
+    extra_path,
+)
+from xai_callback.signatures.functions import compose
 
 CLASSES = ["low", "mid", "high"]
 PETS = [{"Type": "Cat", "Age": 3, "Breed": "Husky", "Fee": 100.0, "PhotoAmt": 2.0},

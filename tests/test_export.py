@@ -13,11 +13,11 @@ from xai_callback import (
     parsing_receiver,
     raw_receiver,
 )
-from xai_callback import storage
-from xai_callback.layout import PROVENANCE_FILE, SAMPLE_FILE, extra_path
-from xai_callback.receivers import serialize_examples
-from xai_callback.tensor_io import decode_tensor_dict
-from xai_callback.verify import signature_io
+from xai_callback.publish import storage
+from xai_callback.names import PROVENANCE_FILE, SAMPLE_FILE, extra_path
+from xai_callback.export.receivers import serialize_examples
+from xai_callback.signatures.tensor_io import decode_tensor_dict
+from xai_callback.signatures.specs import signature_io
 
 from models import (
     CSV_SIGNATURE,

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xai_callback import XaiExportCallback, export_explainable_model, placement
-from xai_callback.layout import SAMPLE_FILE, extra_path
-from xai_callback.provenance import read_provenance
+from xai_callback import XaiExportCallback, export_explainable_model
+from xai_callback.publish import placement
+from xai_callback.names import SAMPLE_FILE, extra_path
+from xai_callback.publish.provenance import read_provenance
 
 from fit_helpers import InjectMonitor
 from models import mlp, tabular_data

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from xai_callback import XaiExportCallback
 from xai_callback.errors import SpecError
-from xai_callback.validation import validate
+from xai_callback.contract.validation import validate
 
 from fit_helpers import BatchCounter
 from models import N_FEATURES, tabular_data

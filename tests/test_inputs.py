@@ -1,11 +1,11 @@
-"""`xai_callback.inputs.as_input_dict`: what `model.predict` accepts, and errors naming the input."""
+"""`xai_callback.signatures.inputs.as_input_dict`: what `model.predict` accepts, and errors naming the input."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from xai_callback.errors import InputError
-from xai_callback.inputs import as_input_dict
+from xai_callback.signatures.inputs import as_input_dict
 
 PETS = {
     "Type": tf.TensorSpec([None, 1], tf.string, name="Type"),
@@ -78,9 +78,9 @@ import keras  # noqa: E402
 
 from xai_callback import XaiExportCallback, export_explainable_model  # noqa: E402
 from xai_callback.callbacks.config import serialize_options  # noqa: E402
-from xai_callback.layout import SAMPLE_FILE, extra_path  # noqa: E402
-from xai_callback.tensor_io import decode_tensor_dict  # noqa: E402
-from xai_callback import storage  # noqa: E402
+from xai_callback.names import SAMPLE_FILE, extra_path  # noqa: E402
+from xai_callback.signatures.tensor_io import decode_tensor_dict  # noqa: E402
+from xai_callback.publish import storage  # noqa: E402
 
 
 @pytest.fixture(scope="module")

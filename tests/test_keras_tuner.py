@@ -8,8 +8,9 @@ import keras
 import pytest
 import tensorflow as tf
 
-from xai_callback import XaiExportCallback, placement
-from xai_callback.provenance import read_provenance
+from xai_callback import XaiExportCallback
+from xai_callback.publish import placement
+from xai_callback.publish.provenance import read_provenance
 
 from models import N_FEATURES, tabular_data
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from subprocess_runs import run_script
-from xai_callback.verify import signature_io
+from xai_callback.signatures.specs import signature_io
 
 # Not imported here: this process runs Keras 3.
 pytestmark = pytest.mark.skipif(

@@ -7,7 +7,7 @@ import keras
 import pytest
 
 from xai_callback import XaiExportCallback
-from xai_callback.provenance import read_provenance
+from xai_callback.publish.provenance import read_provenance
 
 from fit_helpers import BatchCounter, InjectMonitor
 from models import mlp, tabular_data

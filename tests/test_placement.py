@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, XaiExportCallback, export_explainable_model
-from xai_callback import placement, storage, writers
-from xai_callback.provenance import read_provenance
+from xai_callback.publish import placement, storage, writers
+from xai_callback.publish.provenance import read_provenance
 
 from fit_helpers import InjectMonitor
 from models import tabular_data, trained_mlp

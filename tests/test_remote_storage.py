@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xai_callback import XaiExportCallback, export_explainable_model, storage
-from xai_callback.layout import PROVENANCE_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, extra_path
+from xai_callback import XaiExportCallback, export_explainable_model
+from xai_callback.publish import storage
+from xai_callback.names import PROVENANCE_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, extra_path
 
 from models import csv_lines, mlp, parse_csv, tabular_data
 
@@ -68,9 +69,9 @@ def test_engine_replaces_an_export_on_ram(trained, base):
     assert sorted(storage.listdir(base)) == ["churn", "engine"]
 
 
-@pytest.mark.skipif(_missing("xai_callback.validation"), reason="xai_callback.validation not written yet")
+@pytest.mark.skipif(_missing("xai_callback.contract.validation"), reason="xai_callback.contract.validation not written yet")
 def test_validate_reads_a_ram_export(trained):
-    from xai_callback.validation import validate
+    from xai_callback.contract.validation import validate
 
     export_dir, *_ = trained
     report = validate(export_dir)

@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xai_callback import (
-    SignatureError,
-    XaiExportCallback,
-    export_explainable_model,
-    validate,
-)
-from xai_callback import storage
-from xai_callback.frontier import plan_split
-from xai_callback.layout import FEATURES_FILE, SAMPLE_FILE, extra_path
-from xai_callback.tensor_io import decode_tensor_dict
-from xai_callback.verify import signature_io
+from xai_callback import SignatureError, XaiExportCallback, export_explainable_model, validate
+from xai_callback.publish import storage
+from xai_callback.split.frontier import plan_split
+from xai_callback.names import FEATURES_FILE, SAMPLE_FILE, extra_path
+from xai_callback.signatures.tensor_io import decode_tensor_dict
+from xai_callback.signatures.specs import signature_io
 
 from preprocessing_models import (
     COLORS,

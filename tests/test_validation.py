@@ -15,17 +15,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xai_callback import export_explainable_model, storage
+from xai_callback import export_explainable_model
+from xai_callback.publish import storage
 from xai_callback.cli import main
 from xai_callback.errors import ExportVerificationError, SpecError
 from xai_callback.explain import explain
-from xai_callback.layout import (
-    PROVENANCE_FILE, SAMPLE_FILE, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE, extra_path)
-from xai_callback.spec import ExplanationSpec, Output, probe_gradients
-from xai_callback.spec.probe import zero_gradient_message
-from xai_callback.tensor_io import encode_tensor_dict
-from xai_callback.validation import validate
-from xai_callback.verify import check_serving_identity, signature_io
+from xai_callback.names import (
+    PROVENANCE_FILE,
+    SAMPLE_FILE,
+    VERTEX_METADATA_FILE,
+    VERTEX_PARAMETERS_FILE,
+    extra_path,
+)
+from xai_callback.contract.probe import probe_gradients
+from xai_callback.spec import ExplanationSpec, Output
+from xai_callback.contract.probe import zero_gradient_message
+from xai_callback.signatures.tensor_io import encode_tensor_dict
+from xai_callback.contract.validation import validate
+from xai_callback.contract.checks import check_serving_identity
+from xai_callback.signatures.specs import signature_io
 
 from models import N_FEATURES, trained_mlp
 

@@ -13,7 +13,13 @@ from xai_callback.spec import enums
 from xai_callback.spec.feature import Feature
 from xai_callback.spec.metadata import METADATA_KEYS
 from xai_callback.spec.methods import (
-    BY_VERTEX_KEY, XRAI, Examples, IntegratedGradients, SampledShapley, SmoothGrad)
+    BY_VERTEX_KEY,
+    XRAI,
+    Examples,
+    IntegratedGradients,
+    SampledShapley,
+    SmoothGrad,
+)
 from xai_callback.spec.output import Output
 from xai_callback.spec.parameters import PARAMETER_KEYS
 from xai_callback.spec.visualization import FeatureValueDomain, Visualization

@@ -13,9 +13,9 @@ from xai_callback.errors import (
     SignatureError,
     SpecError,
 )
-from xai_callback.export import ExplainableExporter, ExportResult, export_explainable_model
-from xai_callback.receivers import parsing_receiver, raw_receiver
-from xai_callback.signatures import SignatureFunction
+from xai_callback.export.engine import ExplainableExporter, ExportResult, export_explainable_model
+from xai_callback.export.receivers import parsing_receiver, raw_receiver
+from xai_callback.signatures.functions import SignatureFunction
 from xai_callback.spec import (
     XRAI,
     ExplanationSpec,
@@ -28,7 +28,7 @@ from xai_callback.spec import (
     Visualization,
 )
 from xai_callback.callbacks import XaiExportCallback
-from xai_callback.validation import RuleResult, ValidationReport, validate
+from xai_callback.contract.validation import RuleResult, ValidationReport, validate
 
 # After this import `xai_callback.explain` is the function; the subpackage stays
 # importable by its full name (`from xai_callback.explain import Explainer`).

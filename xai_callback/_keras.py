@@ -25,3 +25,15 @@ def keras_module():
 
 def keras_version():
     return getattr(keras_module(), "__version__", "unknown")
+
+
+def keras_backend():
+    """The Keras backend in use: "tensorflow", "jax", "torch", ...
+
+    tf-keras (`TF_USE_LEGACY_KERAS=1`) always runs on TensorFlow.
+    """
+    if use_legacy_keras():
+        return "tensorflow"
+    import keras
+
+    return keras.backend.backend()

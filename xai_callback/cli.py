@@ -15,7 +15,7 @@ def build_parser():
         prog="xai-callback",
         description="Inspect, validate, explain and serve explanation-ready SavedModels.",
     )
-    from xai_callback import __version__
+    from xai_callback._version import __version__
 
     parser.add_argument("--version", action="version", version=f"xai-callback {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

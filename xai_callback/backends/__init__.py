@@ -32,23 +32,11 @@ import warnings
 
 import numpy as np
 
-from xai_callback._keras import use_legacy_keras
+from xai_callback._keras import keras_backend
 from xai_callback.errors import ModelConversionError
-from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
 
 SUPPORTED = ("tensorflow", "jax", "torch")
-
-
-def current():
-    """The Keras backend in use: "tensorflow", "jax", "torch", ...
-
-    tf-keras (`TF_USE_LEGACY_KERAS=1`) always runs on TensorFlow.
-    """
-    if use_legacy_keras():
-        return "tensorflow"
-    import keras
-
-    return keras.backend.backend()
 
 
 def for_model(model, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
@@ -66,7 +54,7 @@ def for_model(model, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
 
     # A TensorFlow Trackable is TensorFlow whatever KERAS_BACKEND says
     # (tf-keras models, Keras 3 models on the TensorFlow backend).
-    backend = "tensorflow" if isinstance(model, tf.__internal__.tracking.Trackable) else current()
+    backend = "tensorflow" if isinstance(model, tf.__internal__.tracking.Trackable) else keras_backend()
     if backend not in SUPPORTED:
         raise ModelConversionError(
             f"The Keras backend {backend!r} cannot export a SavedModel; supported "

@@ -8,9 +8,10 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.errors import ExportVerificationError, ModelConversionError
-from xai_callback.samples import generate_sample
-from xai_callback.signatures import flatten_outputs, model_signature_function
-from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL, _check_close
+from xai_callback.signatures.samples import generate_sample
+from xai_callback.signatures.functions import flatten_outputs
+from xai_callback.signatures.keras_models import model_signature_function
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL, check_close as _check_close
 
 
 class ModelConverter:

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from xai_callback.backends.base import MirroredConverter, ModelConverter, conversion_error
 from xai_callback.errors import ExportVerificationError, ModelConversionError
-from xai_callback.signatures import SignatureFunction
+from xai_callback.signatures.functions import SignatureFunction
 
 ROUTE_ENV = "XAI_CALLBACK_JAX_ROUTE"
 ROUTES = ("auto", "jax2tf", "tf_subprocess")

@@ -1,7 +1,7 @@
 """TensorFlow backend (and tf-keras): the Keras model is already a TensorFlow function."""
 
 from xai_callback.backends.base import ModelConverter
-from xai_callback.signatures import model_signature_function
+from xai_callback.signatures.keras_models import model_signature_function
 
 
 class TensorFlowConverter(ModelConverter):

@@ -22,8 +22,8 @@ import tensorflow as tf
 from xai_callback.backends import numpy_copy_notice_hidden, weights_of
 from xai_callback.backends.base import MirroredConverter, describe_layer, layers_of
 from xai_callback.errors import ModelConversionError
-from xai_callback.signatures import SignatureFunction
-from xai_callback.verify import DEFAULT_ATOL, DEFAULT_RTOL
+from xai_callback.signatures.functions import SignatureFunction
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
 
 WORKER_MODULE = "xai_callback.backends.tf_worker"
 CONFIG_FILE = "model_config.json"

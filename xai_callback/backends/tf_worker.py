@@ -25,7 +25,7 @@ def main(config_path, workdir):
 
     from xai_callback.backends.base import describe_layer, error_gist, failing_layer, innermost_layer
     from xai_callback.backends.tf_subprocess import CORE_DIR, REPORT_FILE
-    from xai_callback.signatures import model_signature_function
+    from xai_callback.signatures.keras_models import model_signature_function
 
     def report(**values):
         with open(os.path.join(workdir, REPORT_FILE), "w") as f:

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.imports import resolve_import_string, to_import_string
-from xai_callback.signatures import SignatureFunction
+from xai_callback.signatures.functions import SignatureFunction
 
 FUNCTION_OPTIONS = ("serving_fn", "preprocess_fn", "model_fn")
 

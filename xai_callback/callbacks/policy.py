@@ -13,8 +13,10 @@ import numpy as np
 
 from xai_callback.arguments import check_bool, check_choice, check_int, check_number, check_str
 from xai_callback.errors import ExportFailedError
-from xai_callback.export import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
-from xai_callback import backends, distribute, placement
+from xai_callback.export.engine import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
+from xai_callback import backends
+from xai_callback.export import distribute
+from xai_callback.publish import placement
 # Options <-> config data (import strings, ...): see callbacks/config.py.
 from xai_callback.callbacks.config import plain_containers, resolve_functions, serialize_options
 
@@ -385,7 +387,7 @@ def save_fallback_weights(model, export_dir, cause=None, versioned=False):
     import tempfile
     import uuid
 
-    from xai_callback import storage
+    from xai_callback.publish import storage
 
     parent, name = placement.split_path(export_dir)
     # Bounded so an over-long export name cannot make the fallback fail too.

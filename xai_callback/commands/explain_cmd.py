@@ -50,7 +50,7 @@ def register(subparsers):
 
 def run(args):
     # TensorFlow is imported only when the command runs.
-    from xai_callback import storage
+    from xai_callback.publish import storage
     from xai_callback.errors import ExportVerificationError
     from xai_callback.explain import load_explainer
 
@@ -94,7 +94,7 @@ def read_instances(path):
     A bare JSON list is read as JSON lines (one instance), never as a list of
     instances: a one-line file `[1, 2, 3]` is one vector instance.
     """
-    from xai_callback import storage
+    from xai_callback.publish import storage
 
     text = storage.read_text(path)
     try:

@@ -22,7 +22,7 @@ def register(subparsers):
 def run(args):
     import tensorflow as tf  # slow import: only when run
 
-    from xai_callback.validation import require_saved_model
+    from xai_callback.contract.validation import require_saved_model
 
     try:
         require_saved_model(args.export_dir)
@@ -36,7 +36,9 @@ def run(args):
 
 def describe_export(export_dir, signatures):
     """The readable listing `inspect` prints."""
-    from xai_callback import layout, storage, verify
+    from xai_callback import names as layout
+    from xai_callback.publish import storage
+    from xai_callback.contract import checks as verify
 
     explained = verify.explained_signature_name(signatures)
     lines = [f"Export: {export_dir}", f"Signatures (the service explains '{explained}'):"]

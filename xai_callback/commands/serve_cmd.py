@@ -14,8 +14,13 @@ EXIT_OK, EXIT_LOAD_FAILED, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers):
     from xai_callback.serve.options import (
-        DEFAULT_GRACEFUL_SECONDS, DEFAULT_INLINE_CALL_MS, DEFAULT_MAX_BATCH_ROWS,
-        DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_SECONDS, TOKEN_ENV,
+        DEFAULT_GRACEFUL_SECONDS,
+        DEFAULT_INLINE_CALL_MS,
+        DEFAULT_MAX_BATCH_ROWS,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_IN_FLIGHT,
+        DEFAULT_POLL_SECONDS,
+        TOKEN_ENV,
     )
 
     parser = subparsers.add_parser(

@@ -25,7 +25,7 @@ def register(subparsers):
 
 
 def run(args):
-    from xai_callback.validation import validate  # imports TensorFlow: only when run
+    from xai_callback.contract.validation import validate  # imports TensorFlow: only when run
 
     try:
         report = validate(args.export_dir)

@@ -18,6 +18,8 @@ print(response.to_json(indent=2))
 # Importing a method module registers it (AttributionAlgorithm.__init_subclass__).
 from xai_callback.explain import integrated_gradients, sampled_shapley, smoothgrad  # noqa: F401
 from xai_callback.explain.base import AttributionAlgorithm, method_classes
+# Registers the rules of `validate` that run explanations.
+from xai_callback.explain import contract_rules  # noqa: F401
 from xai_callback.explain.errors import InstanceError, MethodNotSupportedError
 from xai_callback.explain.explainer import Explainer
 from xai_callback.explain.from_export import ExportExplainer, explain, load_explainer

@@ -19,8 +19,8 @@ from xai_callback.explain.granularity import FeatureLayout, check_granularity
 from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
 from xai_callback.explain.settings import default_metadata, resolve_settings
-from xai_callback.inputs import as_input_dict
-from xai_callback.verify import signature_io
+from xai_callback.signatures.inputs import as_input_dict
+from xai_callback.signatures.specs import signature_io
 
 # |f(x) - f(baseline)| at most this share of |f| for every unit: the model
 # ignores what is explained, and attributions are numerical noise.
@@ -72,7 +72,7 @@ class Explainer:
             inputs: the inputs of `preprocess_fn` (or `model_fn`) as
                 `model.predict` takes them: a dict by input name, a list in
                 input order, an array for a single input, scalars for inputs
-                of shape `[None, 1]` (see `xai_callback.inputs.as_input_dict`).
+                of shape `[None, 1]` (see `xai_callback.signatures.inputs.as_input_dict`).
             method: method name overriding the parameters (e.g.
                 "integrated-gradients", "sampled-shapley", "smoothgrad").
             granularity: "raw" (default): one attribution per raw feature

@@ -8,11 +8,11 @@ The service runs `xai_preprocess` on the instances, feeds its output into
 
 import tensorflow as tf
 
-from xai_callback import storage
+from xai_callback.publish import storage
 from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.explainer import Explainer
 from xai_callback.explain.instances import instances_to_tensors
-from xai_callback.layout import (
+from xai_callback.names import (
     FEATURES_FILE,
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
@@ -20,13 +20,9 @@ from xai_callback.layout import (
     XAI_PREPROCESS,
     extra_path,
 )
-from xai_callback.validation import validate as validate_export
-from xai_callback.verify import (
-    check_signature_set,
-    explained_signature_name,
-    same_spec,
-    signature_io,
-)
+from xai_callback.contract.validation import validate as validate_export
+from xai_callback.contract.checks import check_signature_set
+from xai_callback.signatures.specs import explained_signature_name, same_spec, signature_io
 
 # Validation rules about the export's stored method (see `_raise_for_failures`).
 STORED_METHOD_RULES = ("parameter_ranges", "one_method", "differentiability")
@@ -87,7 +83,7 @@ def load_explainer(export_dir, validate=True, *, loaded=None):
 
     Args:
         export_dir: the export (local, `gs://`, `ram://`, ...).
-        validate: check the export with `xai_callback.validation.validate`;
+        validate: check the export with `xai_callback.contract.validation.validate`;
             `explain` then raises on its failures.
         loaded: `tf.saved_model.load(export_dir)` when the caller has it
             already (it is not loaded again, for the explainer nor for

@@ -4,7 +4,7 @@ Follows the TF Serving REST "row" format: a list of instances, each a dict
 keyed by input name, or a bare value when the signature has one input; binary
 values are `{"b64": "..."}`; a scalar feeds an input of shape `[None, 1]`. A
 dict of batched columns (`{key: [v0, v1, ...]}`, the "columnar" format), a
-dict of scalars (one instance), and whatever `xai_callback.inputs.as_input_dict`
+dict of scalars (one instance), and whatever `xai_callback.signatures.inputs.as_input_dict`
 takes (an array for a single input, numpy string arrays) are accepted too.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.explain.errors import InstanceError
-from xai_callback.inputs import as_input_dict, check_keys, column_tensor, is_b64, is_scalar, short
+from xai_callback.signatures.inputs import as_input_dict, check_keys, column_tensor, is_b64, is_scalar, short
 
 
 def instances_to_tensors(instances, input_specs, signature_name="serving_default"):

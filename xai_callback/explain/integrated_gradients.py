@@ -13,8 +13,15 @@ import tensorflow as tf
 
 from xai_callback.explain.base import AttributionAlgorithm, positive_int
 from xai_callback.explain.engine import (
-    broadcast_rows, gather_instances, num_baselines, num_units, relative_gap, start_deltas,
-    start_points, summed)
+    broadcast_rows,
+    gather_instances,
+    num_baselines,
+    num_units,
+    relative_gap,
+    start_deltas,
+    start_points,
+    summed,
+)
 from xai_callback.explain.errors import MethodNotSupportedError
 
 DEFAULT_STEP_COUNT = 50

@@ -26,7 +26,7 @@ except ModuleNotFoundError as e:  # matplotlib is the optional "plot" extra
         "Plots need matplotlib: pip install 'xai-callback[plot]'."
     ) from e
 
-from xai_callback.storage import gfile
+from xai_callback.publish.storage import gfile
 
 # Vertex defaults (CONTRACT.md section 3).
 DEFAULT_VISUALIZATION = {

@@ -36,13 +36,12 @@ from xai_callback.errors import SpecError
 from xai_callback.explain import engine
 from xai_callback.explain.base import default_rows_per_call
 from xai_callback.explain.core import explain_units, units_per_instance
-from xai_callback.explain.explainer import (
-    Explainer, check_output, check_output_indices, feature_baselines)
+from xai_callback.explain.explainer import Explainer, check_output, check_output_indices, feature_baselines
 from xai_callback.explain.granularity import FeatureLayout
 from xai_callback.explain.settings import resolve_settings
-from xai_callback.layout import XAI_EXPLAIN, XAI_PREPROCESS
-from xai_callback.signatures import SignatureFunction
-from xai_callback.verify import explained_signature_name
+from xai_callback.names import XAI_EXPLAIN, XAI_PREPROCESS
+from xai_callback.signatures.functions import SignatureFunction
+from xai_callback.signatures.specs import explained_signature_name
 
 # The seed of the random numbers a method draws (Shapley orders, SmoothGrad noise).
 SIGNATURE_SEED = 0

@@ -24,7 +24,7 @@ from xai_callback.explain.settings import DEFAULT_PARAMETERS, default_metadata
 from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, instances_of, request_object
 from xai_callback.serve.errors import ServeError
 from xai_callback.spec.metadata import attributed_fields
-from xai_callback.verify import signature_io
+from xai_callback.signatures.specs import signature_io
 
 EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", "deployedModelId")
 # Options a request must not set: they are not JSON values.

@@ -1,7 +1,7 @@
 """The served model: one export, or the newest complete version of a base directory.
 
 A base directory (TF Serving's layout, `base/<number>/`) is polled; a newer
-complete version (see `xai_callback.placement.newest_published_version`: never a
+complete version (see `xai_callback.publish.placement.newest_published_version`: never a
 staging copy or a half-written directory) is loaded and warmed up in the
 background and then swapped in with one assignment. Requests that started on
 the old version keep their reference to it and finish there, so a switch
@@ -17,14 +17,14 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from xai_callback import placement, storage
+from xai_callback.publish import placement, storage
 from xai_callback.errors import ExportVerificationError
-from xai_callback.layout import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
+from xai_callback.names import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
 from xai_callback.serve.codec import SignatureInputs
 from xai_callback.serve.errors import ServeError
 from xai_callback.serve.runner import call_signature
-from xai_callback.tensor_io import decode_tensor_dict
-from xai_callback.verify import signature_io
+from xai_callback.signatures.tensor_io import decode_tensor_dict
+from xai_callback.signatures.specs import signature_io
 
 log = logging.getLogger("xai_callback.serve")
 DEFAULT_MODEL_NAME = "model"  # TF Serving's default MODEL_NAME

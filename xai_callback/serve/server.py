@@ -6,14 +6,21 @@ lifespan shutdown, which stops the version polling.
 """
 
 import contextlib
+import json
 import logging
+import os
 import signal
+import socket
+import sys
 import threading
+import time
 
 import uvicorn
 
 from xai_callback.serve.app import Service, build_app
 from xai_callback.serve.repository import ModelRepository, require_path
+from xai_callback.serve import workers
+from xai_callback.serve.options import ServeOptions
 from xai_callback.serve.workers import run_workers
 
 log = logging.getLogger("xai_callback.serve")
@@ -86,3 +93,22 @@ def _exit_quietly_after_signals():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def worker_main():
+    """Entry point of a worker process: options on stdin, the socket's fd in the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    options = ServeOptions(**json.loads(sys.stdin.readline()))
+    listener = socket.socket(fileno=int(os.environ.pop(workers.SOCKET_FD_ENV)))
+    threading.Thread(target=_stop_when_orphaned, args=(options.graceful_seconds,), daemon=True).start()
+    sys.exit(serve(options, sockets=[listener]))
+
+
+def _stop_when_orphaned(graceful_seconds):
+    """Stops this worker when the supervisor's end of stdin closes (it exited or was
+    killed): SIGTERM for a graceful stop, then an exit if that did not end it."""
+    sys.stdin.read()  # returns at end of file only
+    log.error("the supervisor is gone; stopping.")
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(graceful_seconds + workers.KILL_MARGIN_SECONDS)
+    os._exit(1)

@@ -36,7 +36,7 @@ SOCKET_FD_ENV = "XAI_CALLBACK_SERVE_SOCKET_FD"
 # top of graceful_seconds before it is killed.
 WATCH_SECONDS = 0.2
 KILL_MARGIN_SECONDS = 10.0
-_WORKER_COMMAND = "from xai_callback.serve.workers import worker_main; worker_main()"
+_WORKER_COMMAND = "from xai_callback.serve.server import worker_main; worker_main()"
 
 
 def run_workers(options):
@@ -128,25 +128,3 @@ def _reap(workers, graceful_seconds):
             worker.wait()
         if worker.stdin is not None:
             worker.stdin.close()
-
-
-def worker_main():
-    """Entry point of a worker process: options on stdin, the socket's fd in the environment."""
-    from xai_callback.serve.options import ServeOptions
-    from xai_callback.serve.server import serve
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
-    options = ServeOptions(**json.loads(sys.stdin.readline()))
-    listener = socket.socket(fileno=int(os.environ.pop(SOCKET_FD_ENV)))
-    threading.Thread(target=_stop_when_orphaned, args=(options.graceful_seconds,), daemon=True).start()
-    sys.exit(serve(options, sockets=[listener]))
-
-
-def _stop_when_orphaned(graceful_seconds):
-    """Stops this worker when the supervisor's end of stdin closes (it exited or was
-    killed): SIGTERM for a graceful stop, then an exit if that did not end it."""
-    sys.stdin.read()  # returns at end of file only
-    log.error("the supervisor is gone; stopping.")
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(graceful_seconds + KILL_MARGIN_SECONDS)
-    os._exit(1)

@@ -5,10 +5,8 @@ exported signatures."""
 from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.feature import Feature
 from xai_callback.spec.legacy import to_legacy_metadata
-from xai_callback.spec.methods import (
-    XRAI, AttributionMethod, IntegratedGradients, SampledShapley, SmoothGrad)
+from xai_callback.spec.methods import XRAI, AttributionMethod, IntegratedGradients, SampledShapley, SmoothGrad
 from xai_callback.spec.output import Output
-from xai_callback.spec.probe import probe_gradients
 from xai_callback.spec.visualization import FeatureValueDomain, Visualization
 
 __all__ = [
@@ -22,6 +20,5 @@ __all__ = [
     "SmoothGrad",
     "Visualization",
     "XRAI",
-    "probe_gradients",
     "to_legacy_metadata",
 ]

@@ -16,7 +16,7 @@ from xai_callback.spec.feature import Feature
 from xai_callback.spec.fields import Shown, describe
 from xai_callback.spec.metadata import attributed_fields
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
-from xai_callback.verify import describe_spec
+from xai_callback.signatures.specs import describe_spec
 
 # Vertex field -> Feature argument, for messages a user of either can follow.
 _ARGUMENT = {key: attr for attr, key in Feature.VERTEX_FIELDS.items()}

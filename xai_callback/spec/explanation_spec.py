@@ -8,7 +8,12 @@ from xai_callback.spec.fields import check_known_keys, describe, type_error
 from xai_callback.spec.metadata import features_from_metadata, output_from_metadata
 from xai_callback.spec.output import Output
 from xai_callback.spec.parameters import (
-    OUTPUT_INDICES, PARAMETER_KEYS, TOP_K, check_output_indices, check_top_k)
+    OUTPUT_INDICES,
+    PARAMETER_KEYS,
+    TOP_K,
+    check_output_indices,
+    check_top_k,
+)
 
 
 class ExplanationSpec(SpecObject):

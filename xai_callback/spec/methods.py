@@ -3,8 +3,16 @@
 from xai_callback.errors import SpecError
 from xai_callback.spec.base import SpecObject
 from xai_callback.spec.fields import (
-    check_choice, check_int, check_known_keys, check_number, check_str, check_str_list, describe,
-    spec_error, type_error)
+    check_choice,
+    check_int,
+    check_known_keys,
+    check_number,
+    check_str,
+    check_str_list,
+    describe,
+    spec_error,
+    type_error,
+)
 
 
 class SmoothGrad(SpecObject):

@@ -19,8 +19,8 @@ import uuid
 
 import tensorflow as tf
 
-from xai_callback import storage
-from xai_callback.layout import join
+from xai_callback.publish import storage
+from xai_callback.names import join
 
 WRITER_MARK = ".xai-writer-"
 # Object stores only: how long after its start a writer may still be writing.

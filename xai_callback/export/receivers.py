@@ -10,7 +10,8 @@ so the explanation service and `explain` accept the same input format).
 
 import tensorflow as tf
 
-from xai_callback.signatures import SignatureFunction, model_signature_function
+from xai_callback.signatures.functions import SignatureFunction
+from xai_callback.signatures.keras_models import model_signature_function
 
 
 def raw_receiver(features, default_batch_size=None):

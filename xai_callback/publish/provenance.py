@@ -10,11 +10,10 @@ import math
 
 import tensorflow as tf
 
-from xai_callback import storage
-from xai_callback._keras import keras_version, use_legacy_keras
+from xai_callback.publish import storage
+from xai_callback._keras import keras_backend, keras_version, use_legacy_keras
 from xai_callback._version import __version__
-from xai_callback.backends import current as keras_backend
-from xai_callback.layout import PROVENANCE_FILE, extra_path
+from xai_callback.names import PROVENANCE_FILE, extra_path
 
 VERIFIED_WITH = "verified_with"  # the output tolerances of the export's own check
 

@@ -19,9 +19,9 @@ import concurrent.futures
 
 import tensorflow as tf
 
-from xai_callback import storage
-from xai_callback.layout import join
-from xai_callback.placement import split_path
+from xai_callback.publish import storage
+from xai_callback.names import join
+from xai_callback.publish.placement import split_path
 
 WORKER_TEMP_PREFIX = "workertemp_"
 
@@ -50,7 +50,7 @@ def is_chief(strategy=None):
     Example:
 
     ```python
-    if xai_callback.distribute.is_chief(model.distribute_strategy):
+    if xai_callback.export.distribute.is_chief(model.distribute_strategy):
         print("this worker writes export_dir")
     ```
 

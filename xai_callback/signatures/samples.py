@@ -3,8 +3,6 @@
 import numpy as np
 import tensorflow as tf
 
-# Re-exported: the exporter and the validator take model inputs from a sample.
-from xai_callback.verify import explained_inputs_from_sample  # noqa: F401
 
 GENERATED_SAMPLE_ROWS = 4
 

@@ -12,25 +12,34 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import tensorflow as tf
 
-from xai_callback import storage, verify
+from xai_callback.publish import storage
+from xai_callback.contract import checks as verify
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
-from xai_callback.samples import explained_inputs_from_sample, generate_sample
-from xai_callback.layout import (
-    FEATURES_FILE, SAMPLE_FILE, SERVING_DEFAULT, VERTEX_METADATA_FILE, VERTEX_PARAMETERS_FILE,
-    XAI_EXPLAIN, XAI_MODEL, XAI_PREPROCESS, extra_path)
+from xai_callback.contract.checks import explained_inputs_from_sample
+from xai_callback.signatures.samples import generate_sample
+from xai_callback.names import (
+    FEATURES_FILE,
+    SAMPLE_FILE,
+    SERVING_DEFAULT,
+    VERTEX_METADATA_FILE,
+    VERTEX_PARAMETERS_FILE,
+    XAI_MODEL,
+    XAI_PREPROCESS,
+    extra_path,
+)
 from xai_callback.spec import crosscheck
 from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.metadata import attributed_fields, check_metadata_fields, output_from_metadata
-from xai_callback.provenance import read_provenance, verified_tolerances
+from xai_callback.publish.provenance import read_provenance, verified_tolerances
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
-from xai_callback.spec.probe import probe_gradients, zero_gradient_message
-from xai_callback.tensor_io import decode_tensor_dict
+from xai_callback.contract.probe import probe_gradients, zero_gradient_message
+from xai_callback.signatures.tensor_io import decode_tensor_dict
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
 _RULE_ERRORS = (SpecError, TypeError, ExportVerificationError)
 # Errors of running a signature on a sample (wrong keys, dtypes, shapes).
-_RUN_ERRORS = (tf.errors.OpError, TypeError, ValueError)
+RUN_ERRORS = (tf.errors.OpError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -243,7 +252,7 @@ def _result(rule, check):
         return RuleResult(rule, False, str(e))
 
 
-def _skip(rule, reason):
+def skip(rule, reason):
     return RuleResult(rule, True, f"not checked: {reason}", skipped=True)
 
 
@@ -277,15 +286,15 @@ def _rule_serving_identity(export, done):
     if export.sample_error:
         return RuleResult(rule, False, export.sample_error)
     if export.sample is None:
-        return _skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
+        return skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
     if not (done["signature_set"].passed and done["preprocess_feeds_model"].passed
             and export.explained):
-        return _skip(rule, "the signature rules above fail")
+        return skip(rule, "the signature rules above fail")
 
     def check():
         try:
             verify.check_serving_identity(export.signatures, export.sample, **export.tolerances)
-        except _RUN_ERRORS as e:
+        except RUN_ERRORS as e:
             raise ExportVerificationError(
                 f"running the signatures on {export.sample_source} failed: "
                 f"{type(e).__name__}: {short_message(e)}") from e
@@ -310,7 +319,7 @@ def _rule_metadata_format(export, done):
     return _result("metadata_format", check)
 
 
-def _metadata_blocker(export, done):
+def metadata_blocker(export, done):
     """Why metadata rules cannot run, or None."""
     if export.inputs is None:
         return "the export has no explained signature"
@@ -320,9 +329,9 @@ def _metadata_blocker(export, done):
 
 
 def _rule_metadata_names(export, done):
-    blocker = _metadata_blocker(export, done)
+    blocker = metadata_blocker(export, done)
     if blocker:
-        return _skip("metadata_names", blocker)
+        return skip("metadata_names", blocker)
 
     def check():
         crosscheck.check_names(export.metadata, export.inputs, export.outputs)
@@ -337,7 +346,7 @@ def _rule_parameter_ranges(export, done):
 
     def check():
         check_parameter_fields(export.parameters)
-        if not _metadata_blocker(export, done) and done["metadata_names"].passed:
+        if not metadata_blocker(export, done) and done["metadata_names"].passed:
             crosscheck.check_noise_sigma_names(export.metadata, export.parameters)
             crosscheck.check_output_indices_fit(export.metadata, export.parameters,
                                                 export.outputs)
@@ -352,9 +361,9 @@ def _rule_one_method(export, done):
 
 
 def _rule_baselines(export, done):
-    blocker = _metadata_blocker(export, done)
+    blocker = metadata_blocker(export, done)
     if blocker:
-        return _skip("baselines", blocker)
+        return skip("baselines", blocker)
 
     def check():
         crosscheck.check_baselines(export.metadata, export.inputs)
@@ -364,9 +373,9 @@ def _rule_baselines(export, done):
 
 def _rule_differentiability(export, done):
     rule = "differentiability"
-    blocker = _metadata_blocker(export, done)
+    blocker = metadata_blocker(export, done)
     if blocker or not done["metadata_names"].passed or not done["one_method"].passed:
-        return _skip(rule, blocker or "the metadata names or the method are wrong (see above)")
+        return skip(rule, blocker or "the metadata names or the method are wrong (see above)")
     try:
         crosscheck.check_method_inputs(export.metadata, export.parameters, export.inputs)
         model_inputs, source = _model_inputs(export)
@@ -374,10 +383,10 @@ def _rule_differentiability(export, done):
                                   export.parameters, model_inputs)
     except SpecError as e:
         return RuleResult(rule, False, str(e))
-    except _RUN_ERRORS as e:
+    except RUN_ERRORS as e:
         # The model would not run on the probe batch: that says nothing about
         # gradients, so the rule is not checked rather than failed.
-        return _skip(rule, f"running '{export.explained}' on a probe batch failed "
+        return skip(rule, f"running '{export.explained}' on a probe batch failed "
                            f"({type(e).__name__}: {short_message(e)}); store a sample in the "
                            "export or pass `sample=`")
     if not largest:
@@ -394,16 +403,16 @@ def _rule_baselines_run(export, done):
     """Each baseline goes through the export: one a lookup cannot take fails here,
     naming the feature, not inside `explain`."""
     rule = "baselines_run"
-    blocker = _metadata_blocker(export, done)
+    blocker = metadata_blocker(export, done)
     if blocker or not (done["metadata_names"].passed and done["baselines"].passed):
-        return _skip(rule, blocker or "the metadata names or baselines are wrong (see above)")
+        return skip(rule, blocker or "the metadata names or baselines are wrong (see above)")
     try:
         model_inputs, source = _model_inputs(export)
         first = {k: tf.convert_to_tensor(v)[:1] for k, v in model_inputs.items()}
         raw_first = ({k: tf.convert_to_tensor(v)[:1] for k, v in export.sample.items()}
                      if export.sample is not None else None)
-    except (ValueError, *_RUN_ERRORS) as e:
-        return _skip(rule, f"no batch of '{export.explained}' inputs to run them on ({short_message(e)})")
+    except (ValueError, *RUN_ERRORS) as e:
+        return skip(rule, f"no batch of '{export.explained}' inputs to run them on ({short_message(e)})")
     model = export.signatures[export.explained]
     preprocess = export.signatures.get(XAI_PREPROCESS)
     preprocess_inputs = verify.signature_io(preprocess)[0] if preprocess is not None else {}
@@ -423,7 +432,7 @@ def _rule_baselines_run(export, done):
             for signature, fn, inputs in runs:
                 try:
                     fn(**inputs)
-                except _RUN_ERRORS as e:
+                except RUN_ERRORS as e:
                     return RuleResult(rule, False, (
                         f"feature {name!r}: baseline {baseline!r} cannot be processed by "
                         f"'{signature}' ({type(e).__name__}: {short_message(e)}); give a baseline "
@@ -437,33 +446,7 @@ def _rule_baselines_run(export, done):
     return RuleResult(rule, True, reason)
 
 
-def _rule_explain_signature(export, done):
-    """`xai_explain`, when present, gives what the Python explainer gives on the sample."""
-    rule = "explain_signature"
-    if XAI_EXPLAIN not in export.signatures:
-        return RuleResult(rule, True, f"no '{XAI_EXPLAIN}' signature: nothing to compare")
-    if export.sample is None:
-        return _skip(rule, f"no sample stored (assets.extra/{SAMPLE_FILE}) or given")
-    blocker = _metadata_blocker(export, done)
-    if blocker or not all(done[r].passed for r in ("serving_identity", "metadata_names",
-                                                    "one_method", "baselines_run")):
-        return _skip(rule, blocker or "the rules above fail")
-    # Imported here: the explain package validates exports itself.
-    from xai_callback.explain.signature import compare_with_explainer
-
-    try:
-        worst = compare_with_explainer(export.signatures, export.metadata, export.parameters,
-                                       export.sample, _read_features(export))
-    except SpecError as e:
-        return RuleResult(rule, False, str(e))
-    except _RUN_ERRORS as e:
-        return RuleResult(rule, False, f"running '{XAI_EXPLAIN}' on {export.sample_source} failed "
-                                       f"({type(e).__name__}: {short_message(e)})")
-    return RuleResult(rule, True, f"'{XAI_EXPLAIN}' equals the Python explainer on "
-                                  f"{export.sample_source} (largest relative difference {worst:.1e})")
-
-
-def _read_features(export):
+def read_features(export):
     path = extra_path(export.export_dir, FEATURES_FILE)
     return storage.read_json(path) if storage.exists(path) else None
 
@@ -494,7 +477,7 @@ def _output_unchanged(export, model, model_inputs, at_baselines):
     try:
         sample = np.asarray(model(**model_inputs)[key], np.float64)
         baseline = np.asarray(model(**at_baselines)[key], np.float64)
-    except (KeyError, *_RUN_ERRORS):
+    except (KeyError, *RUN_ERRORS):
         return None
     change = np.abs(sample - baseline).reshape(len(sample), -1).max(axis=1)
     scale = np.maximum(np.abs(sample), np.abs(baseline)).reshape(len(sample), -1).max(axis=1)
@@ -517,7 +500,7 @@ def _read_model_inputs(export):
     if export.sample is not None:
         try:
             inputs = explained_inputs_from_sample(export.signatures, export.sample)
-        except _RUN_ERRORS:
+        except RUN_ERRORS:
             inputs = None  # serving_identity reports it; probe on a generated batch instead
         if inputs is not None:
             through = f" through {XAI_PREPROCESS}" if XAI_PREPROCESS in export.signatures else ""
@@ -539,7 +522,7 @@ def _read_model_inputs(export):
 #   differentiability       XRAI on images; gradient methods reach every feature (probe)
 #   baselines_run           every baseline runs through the export; warns when the output ignores the features
 #   explain_signature       xai_explain (when present) equals the Python explainer on the sample
-RULES = (
+RULES = [
     ("signature_set", _rule_signature_set),
     ("xai_model_present", _rule_xai_model),
     ("preprocess_feeds_model", _rule_preprocess),
@@ -551,6 +534,21 @@ RULES = (
     ("baselines", _rule_baselines),
     ("differentiability", _rule_differentiability),
     ("baselines_run", _rule_baselines_run),
-    ("explain_signature", _rule_explain_signature),
-)
+]
+
+
+def register_rule(name, rule):
+    """Adds a rule after the ones above (once per name; rules run in order).
+
+    Rooms above the contract add the rules that need them: `xai_callback.explain`
+    registers the ones that run explanations (the package root imports it, so
+    every `validate` call has them).
+
+    Args:
+        name: the rule's name in the report.
+        rule: `rule(export, done) -> RuleResult`, where `done` holds the results
+            of the rules before it by name.
+    """
+    if name not in (existing for existing, _ in RULES):
+        RULES.append((name, rule))
 

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from xai_callback import storage
+from xai_callback.publish import storage
 from xai_callback.arguments import check_bool, check_number, check_str
 from xai_callback.errors import ExportVerificationError, InputError, SignatureError, SpecError, short_message
-from xai_callback.frontier import ModelPreprocessing
-from xai_callback.inputs import as_input_dict
-from xai_callback.layout import (
+from xai_callback.split.frontier import ModelPreprocessing
+from xai_callback.signatures.inputs import as_input_dict
+from xai_callback.names import (
     ASSETS_EXTRA,
     FEATURES_FILE,
     LEGACY_METADATA_FILE,
@@ -31,30 +31,22 @@ from xai_callback.layout import (
     extra_path,
     join,
 )
-from xai_callback import backends, distribute, placement
-from xai_callback.provenance import build_provenance, read_provenance, write_provenance
-from xai_callback.signatures import (
-    as_signature_function,
-    model_signature_function,
-    check_preprocess_output,
-    compose,
-)
-from xai_callback.samples import (
-    GENERATED_SAMPLE_ROWS,
-    explained_inputs_from_sample,
-    generate_sample,
-)
-from xai_callback.tensor_io import encode_tensor_dict
-from xai_callback.verify import (
-    DEFAULT_ATOL,
-    DEFAULT_RTOL,
+from xai_callback import backends
+from xai_callback.export import distribute
+from xai_callback.publish import placement
+from xai_callback.publish.provenance import build_provenance, read_provenance, write_provenance
+from xai_callback.signatures.functions import check_preprocess_output, compose
+from xai_callback.signatures.keras_models import as_signature_function, model_signature_function
+from xai_callback.signatures.samples import GENERATED_SAMPLE_ROWS, generate_sample
+from xai_callback.contract.checks import explained_inputs_from_sample
+from xai_callback.signatures.tensor_io import encode_tensor_dict
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
+from xai_callback.contract.checks import (
     check_preprocess_feeds_model,
     check_serving_identity,
     check_signature_set,
-    describe_spec,
-    same_spec,
-    signature_io,
 )
+from xai_callback.signatures.specs import describe_spec, same_spec, signature_io
 
 
 class ExportResult:
@@ -143,7 +135,7 @@ class ExplainableExporter:
             TextVectorization, FeatureSpace) at its differentiable frontier:
             `xai_preprocess` = raw inputs -> encoded float tensors keyed by
             raw feature, `xai_model` = those -> outputs, metadata per raw
-            feature (see `xai_callback.frontier`). Also applies to a Keras
+            feature (see `xai_callback.split.frontier`). Also applies to a Keras
             model or FeatureSpace given as `preprocess_fn`, composed with the
             model first. Defaults to True; an explicit `model_fn` or a
             non-Keras `preprocess_fn` always wins; False writes the model
@@ -312,7 +304,7 @@ class ExplainableExporter:
             `(largest |gradient| per feature, metadata)`; raises `SpecError`
             when no gradient reaches a feature.
         """
-        from xai_callback.spec.probe import probe_gradients
+        from xai_callback.contract.probe import probe_gradients
 
         model_fn = self.functions[XAI_MODEL]
         metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_fn.output_specs())
@@ -325,7 +317,7 @@ class ExplainableExporter:
     def _warn_zero_gradients(self):
         """After writing only a warning: zero gradients come from the trained
         weights (a saturated sigmoid, dead ReLUs), not from a broken export."""
-        from xai_callback.spec.probe import zero_gradient_message
+        from xai_callback.contract.probe import zero_gradient_message
 
         try:
             largest, metadata = self._probe_live()
@@ -357,7 +349,7 @@ class ExplainableExporter:
         """Writes the export to `export_dir`, verifies it and puts it in place.
 
         Under a multi-worker strategy every worker must call it; only the
-        chief's export reaches `export_dir` (see `xai_callback.distribute`).
+        chief's export reaches `export_dir` (see `xai_callback.export.distribute`).
 
         Args:
             export_dir: destination directory (local path or gfile URL).

@@ -10,6 +10,8 @@ Keras 3 release.
 
 import keras
 
+from xai_callback.signatures.keras_models import inlinable_model, is_functional, keras_output_names
+
 # Nested functional models are inlined so their preprocessing layers are seen.
 _MAX_NESTING = 8
 
@@ -36,14 +38,14 @@ class Graph:
         self._alias = {}  # id(inner input or nested call output) -> the tensor it stands for
         self._add_nodes(model, depth=0)
         self.outputs = {name: self.resolve(t)
-                        for name, t in zip(output_names(model), _flatten(model.outputs))}
+                        for name, t in zip(keras_output_names(model), _flatten(model.outputs))}
 
     def _add_nodes(self, model, depth):
         nodes = _nodes_in_order(model)
         calls = [id(n.operation) for n in nodes]
         for node in nodes:
             op = node.operation
-            inner = _inlinable(op)
+            inner = inlinable_model(op)
             # A model called once is inlined; one called several times (shared
             # towers) stays one opaque step, as its inner nodes are shared.
             if inner is not None and depth < _MAX_NESTING and calls.count(id(op)) == 1:
@@ -146,44 +148,9 @@ def graph_of(model):
         return None
     if isinstance(model, keras.Sequential):
         model = getattr(model, "_functional", None)
-    if not _is_functional(model):
+    if not is_functional(model):
         return None
     return Graph(model)
-
-
-def output_names(model):
-    """The names the outputs of `model` are exported under.
-
-    A dict-output model gives its keys; otherwise Keras' `output_names` (the
-    producing layers' names), except that an output computed by a nested
-    model (a wrapped `keras.applications` model, a body called on a
-    preprocessing model's output) takes that model's own output name
-    (`predictions`, not `mobilenetv2_1.00_224`). A never-called Sequential
-    has none, so its last layer names the single output.
-    """
-    structure = getattr(model, "_outputs_struct", None)
-    if isinstance(structure, dict):
-        return list(structure.keys())
-    functional = model
-    if isinstance(model, keras.Sequential):
-        functional = getattr(model, "_functional", None)
-        if functional is None:
-            return [model.layers[-1].name]
-    names = []
-    for name, tensor in zip(functional.output_names, _flatten(functional.outputs)):
-        history = getattr(tensor, "_keras_history", None)
-        inner = _inlinable(history.operation) if history is not None else None
-        if inner is not None:
-            inner_names = output_names(inner)
-            if history.tensor_index < len(inner_names):
-                name = inner_names[history.tensor_index]
-        names.append(name)
-    return [f"{n}_{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-
-
-def _is_functional(op):
-    return isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth") and bool(
-        getattr(op, "inputs", None))
 
 
 def _nodes_in_order(model):
@@ -192,13 +159,6 @@ def _nodes_in_order(model):
     for depth in sorted(model._nodes_by_depth, reverse=True):
         nodes.extend(n for n in model._nodes_by_depth[depth] if not n.is_input)
     return nodes
-
-
-def _inlinable(op):
-    """The functional model to inline for a nested model call, else None."""
-    if isinstance(op, keras.Sequential):
-        op = getattr(op, "_functional", None)
-    return op if _is_functional(op) else None
 
 
 def _call_inputs(node, model):

@@ -19,7 +19,7 @@ import shutil
 
 import tensorflow as tf
 
-from xai_callback.layout import join
+from xai_callback.names import join
 
 gfile = tf.io.gfile
 

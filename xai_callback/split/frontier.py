@@ -26,10 +26,15 @@ import re
 import keras
 import tensorflow as tf
 
-from xai_callback import keras_graph, keras_preprocessing
+from xai_callback.split import graph as keras_graph, layers as keras_preprocessing
 from xai_callback.errors import SignatureError
-from xai_callback.signatures import (
-    SignatureFunction, as_keras_model, float32_output, input_keys_of, keras_tensor_spec, signature_key)
+from xai_callback.signatures.functions import SignatureFunction, signature_key
+from xai_callback.signatures.keras_models import (
+    as_keras_model,
+    float32_output,
+    input_keys_of,
+    keras_tensor_spec,
+)
 
 RAW, ENCODED, CARRIED = "raw", "encoded", "carried"
 # Separator of the raw feature names a crossed feature is made of (FeatureSpace
