@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Hide TensorFlow's start-up info and warning lines (errors still show).
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv install install-test demo lint test bench clean
+.PHONY: venv install install-test demo lint test test-fast bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: install-test
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# For local iteration: the core behaviour in minutes (no servers, subprocesses or conformance models).
+test-fast: lint
+	$(PY) -m pytest -m "not slow and not conformance" $(PYTEST_ARGS)
 
 bench: install-test
 	$(PY) benchmarks/run_all.py

@@ -4,10 +4,6 @@ circle, no private name imported from another room (docs/architecture.md)."""
 import ast
 import os
 
-import pytest
-
-pytestmark = pytest.mark.fast
-
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "xai_callback")
 
 # Rooms from the top down; a room imports only rooms on its own line or below.
