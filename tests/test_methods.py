@@ -37,6 +37,7 @@ def linear_dir(tmp_path_factory):
 
 # --- one registry, read without TensorFlow -------------------------------------
 
+@pytest.mark.slow  # its own process
 def test_command_line_lists_methods_without_tensorflow():
     code = ("import sys, xai_callback, xai_callback.cli as cli\n"
             "parser = cli.build_parser()\n"

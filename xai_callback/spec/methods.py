@@ -10,7 +10,7 @@ importing TensorFlow. Each method's algorithm is one module of
 from xai_callback.errors import MethodNotSupportedError, SpecError
 from xai_callback.spec.base import SpecObject
 from xai_callback.spec.limits import coerce_limits
-from xai_callback.spec.smoothgrad import SmoothGrad
+from xai_callback.spec.smoothgrad import SmoothGrad, smooth_config_with
 from xai_callback.spec.fields import (
     check_choice,
     check_int,
@@ -65,6 +65,20 @@ class AttributionMethod(SpecObject):
         """Why `xai_explain` cannot compute this method with these settings, or None."""
         return None if self.IN_GRAPH else self.NOT_IN_GRAPH
 
+    @classmethod
+    def with_options(cls, config, options, name, chosen, limits, spelling):
+        """The method called `name`: `config` (the stored one's, or `{}`) with the
+        `options` of `NAMES[name]` on top (see `spec.options.method_with_options`).
+
+        Args:
+            chosen: whether the caller named the method (rather than keeping
+                the stored one).
+            limits: the `Limits` its counts keep.
+            spelling: how messages name the options.
+        """
+        merged = {k: v for k, v in {**config, **options}.items() if v is not None}
+        return cls.from_config(merged, limits=limits)
+
     def to_parameters(self):
         """`{VERTEX_KEY: body}`, the method's part of ExplanationParameters."""
         return {self.VERTEX_KEY: self.to_vertex()}
@@ -77,7 +91,7 @@ class _GradientMethod(AttributionMethod):
     # Vertex JSON fields of the method and of its BlurBaselineConfig.
     VERTEX_KEYS = ("stepCount", "smoothGradConfig", "blurBaselineConfig")
     BLUR_KEYS = ("maxBlurSigma",)
-    SMOOTH_OPTIONS = ("noise_sigma", "feature_noise_sigma", "noisy_sample_count")
+    SMOOTH_OPTIONS = SmoothGrad.OPTIONS
 
     def __init__(self, step_count=DEFAULT_STEP_COUNT, smooth_grad=None, max_blur_sigma=None, *,
                  limits=None):
@@ -94,6 +108,29 @@ class _GradientMethod(AttributionMethod):
         return {"step_count": self.step_count,
                 "smooth_grad": self.smooth_grad.get_config() if self.smooth_grad else None,
                 "max_blur_sigma": self.max_blur_sigma}
+
+    @classmethod
+    def with_options(cls, config, options, name, chosen, limits, spelling):
+        """Options on the stored fields; "smoothgrad" needs a noise, "blur-ig" a
+        sigma, and a chosen "integrated-gradients" has neither."""
+        smooth = smooth_config_with(config.get("smooth_grad"), options)
+        blur = options.get("max_blur_sigma", config.get("max_blur_sigma"))
+        if name == IntegratedGradients.SMOOTHGRAD and smooth is None:
+            per_feature = (f" or {spelling('feature_noise_sigma')} ({{feature name: sigma}})"
+                           if spelling.has("feature_noise_sigma") else "")
+            raise SpecError(f"method 'smoothgrad' needs a noise: pass {spelling('noise_sigma')} "
+                            "(one sigma for every feature, e.g. 0.1 for inputs scaled to [0, 1])"
+                            f"{per_feature}.")
+        if name == IntegratedGradients.BLUR_IG and blur is None:
+            raise SpecError(f"method 'blur-ig' needs {spelling('max_blur_sigma')}: the sigma (in "
+                            "pixels) of the most blurred image, its baseline, e.g. 10.")
+        if chosen and name in (IntegratedGradients.NAME, IntegratedGradients.BLUR_IG):
+            smooth = None
+        if chosen and name in (IntegratedGradients.NAME, IntegratedGradients.SMOOTHGRAD):
+            blur = None
+        step_count = options.get("step_count", config.get("step_count"))
+        return cls(**({} if step_count is None else {"step_count": step_count}),
+                   smooth_grad=smooth, max_blur_sigma=blur, limits=limits)
 
     def to_vertex(self):
         out = {"stepCount": self.step_count}

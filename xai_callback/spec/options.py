@@ -13,7 +13,7 @@ PYTHON_SPELLING("step_count")               # "step_count="
 ```
 """
 
-from xai_callback.errors import MethodNotSupportedError, SpecError
+from xai_callback.errors import MethodNotSupportedError
 from xai_callback.spec import methods
 from xai_callback.spec.fields import check_number
 from xai_callback.spec.limits import LOCAL_LIMITS
@@ -136,45 +136,7 @@ def method_with_options(stored, name=None, options=None, limits=LOCAL_LIMITS,
                             f"'{name}' (it takes {[spelling.name(o) for o in allowed]}).")
         _check_option(option, value, limits, f"method '{name}'", spelling)
     base = stored.get_config() if type(stored) is cls else {}
-    if cls is methods.SampledShapley:
-        return cls(**_given(path_count=options.get("path_count", base.get("path_count"))),
-                   limits=limits)
-    smooth = _smooth_config(base.get("smooth_grad"), options, name)
-    blur = options.get("max_blur_sigma", base.get("max_blur_sigma"))
-    if name == "smoothgrad" and smooth is None:
-        per_feature = (f" or {spelling('feature_noise_sigma')} ({{feature name: sigma}})"
-                       if spelling.has("feature_noise_sigma") else "")
-        raise SpecError(f"method 'smoothgrad' needs a noise: pass {spelling('noise_sigma')} (one "
-                        f"sigma for every feature, e.g. 0.1 for inputs scaled to [0, 1]){per_feature}.")
-    if name == "blur-ig" and blur is None:
-        raise SpecError(f"method 'blur-ig' needs {spelling('max_blur_sigma')}: the sigma (in "
-                        "pixels) of the most blurred image, its baseline, e.g. 10.")
-    if chosen and name in ("integrated-gradients", "blur-ig"):
-        smooth = None
-    if chosen and name in ("integrated-gradients", "smoothgrad"):
-        blur = None
-    return cls(**_given(step_count=options.get("step_count", base.get("step_count"))),
-               smooth_grad=smooth, max_blur_sigma=blur, limits=limits)
-
-
-def _given(**fields):
-    """The fields that are set (a None field keeps the class's default)."""
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _smooth_config(stored, options, name):
-    """The SmoothGrad config: the stored one with the options on top (None: none)."""
-    given = {k: options[k] for k in methods.IntegratedGradients.SMOOTH_OPTIONS if k in options}
-    if not given:
-        return stored
-    config = dict(stored or {})
-    # One sigma replaces per-feature sigmas and the other way round.
-    if "noise_sigma" in given:
-        config["feature_noise_sigma"] = None
-    if "feature_noise_sigma" in given:
-        config["noise_sigma"] = None
-    config.update(given)
-    return config if config.get("noise_sigma") or config.get("feature_noise_sigma") else None
+    return cls.with_options(base, options, name, chosen, limits, spelling)
 
 
 def _check_option(option, value, limits, where, spelling):

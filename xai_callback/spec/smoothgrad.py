@@ -36,6 +36,8 @@ class SmoothGrad(SpecObject):
     VERTEX_KEYS = ("noiseSigma", "featureNoiseSigma", "noisySampleCount")
     FEATURE_NOISE_SIGMA_KEYS = ("noiseSigma",)
     NOISE_SIGMA_ENTRY_KEYS = ("name", "sigma")
+    # The options (`explain(..., noise_sigma=...)`) that set its fields.
+    OPTIONS = ("noise_sigma", "feature_noise_sigma", "noisy_sample_count")
 
     def __init__(self, noise_sigma=None, feature_noise_sigma=None,
                  noisy_sample_count=DEFAULT_NOISY_SAMPLE_COUNT, *, limits=None):
@@ -98,3 +100,18 @@ def _check_sigmas(where, value):
     return {check_str(where, "feature_noise_sigma name", name):
             check_number(where, f"feature_noise_sigma[{name!r}]", sigma, 0, low_open=True)
             for name, sigma in value.items()}
+
+
+def smooth_config_with(stored, options):
+    """The SmoothGrad config: the stored one with the options on top (None: none)."""
+    given = {k: options[k] for k in SmoothGrad.OPTIONS if k in options}
+    if not given:
+        return stored
+    config = dict(stored or {})
+    # One sigma replaces per-feature sigmas and the other way round.
+    if "noise_sigma" in given:
+        config["feature_noise_sigma"] = None
+    if "feature_noise_sigma" in given:
+        config["noise_sigma"] = None
+    config.update(given)
+    return config if config.get("noise_sigma") or config.get("feature_noise_sigma") else None
