@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import explain_exports as ex
+from explain_checks import assert_same_response
 from xai_callback.errors import ExportVerificationError, SpecError
 from xai_callback.explain import Explainer, InstanceError, MethodNotSupportedError, explain, load_explainer
 
@@ -465,25 +466,5 @@ def test_concurrent_first_calls_trace_safely(csv_dir, csv_explainer):
             thread.join(timeout=120)
         assert not errors, errors
         for i in range(len(methods)):
-            # Same numbers within float32 rounding: concurrent calls may batch the
-            # kernels' sums differently (0.5330482125 vs 0.5330482870 once).
-            assert_same_numbers(results[i].to_dict(), expected[i % 3])
-
-
-def assert_same_numbers(got, want, rel=1e-5, path="response"):
-    """`got == want` for nested JSON, floats within `rel` (and 1e-7 absolute);
-    `approximationError`, a ratio of a gap near float32 rounding, within 1e-4."""
-    assert type(got) is type(want) or {type(got), type(want)} <= {int, float}, path
-    if isinstance(want, dict):
-        assert sorted(got) == sorted(want), path
-        for key in want:
-            assert_same_numbers(got[key], want[key], rel, f"{path}.{key}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), path
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_same_numbers(g, w, rel, f"{path}[{i}]")
-    elif isinstance(want, float):
-        absolute = 1e-4 if path.endswith("approximationError") else 1e-7
-        assert got == pytest.approx(want, rel=rel, abs=absolute), path
-    else:
-        assert got == want, path
+            # Threads may sum in another order: equal within a float tolerance.
+            assert_same_response(results[i].to_dict(), expected[i % 3])
