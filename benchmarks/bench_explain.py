@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from xai_callback.publish import storage  # noqa: E402
 from xai_callback.explain import load_explainer  # noqa: E402
-from xai_callback.explain.base import default_rows_per_call  # noqa: E402
+from xai_callback.explain.methods.algorithm import default_rows_per_call  # noqa: E402
 
 SMALL_CHUNK = 64
 LARGE_CHUNK = 4096  # every row of the image run in one call

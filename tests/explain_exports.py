@@ -17,6 +17,18 @@ from xai_callback.names import (
     extra_path,
 )
 
+def run_cli(*argv):
+    """`xai-callback explain ARGV...` in this process; returns its exit status."""
+    import argparse
+
+    from xai_callback.commands import explain_cmd
+
+    parser = argparse.ArgumentParser()
+    explain_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["explain", *map(str, argv)])
+    return args.func(args)
+
+
 LINEAR_W = np.array([2.0, -1.0, 0.5], np.float32)
 LINEAR_B = 0.25
 CLASSES = ["setosa", "versicolor", "virginica"]

@@ -147,6 +147,9 @@ CASES = [
     ("path-count-out-of-range", ok_dir, dict(explanation_spec=dict(method={
         "sampledShapleyAttribution": {"pathCount": 51}})), ValueError, ["path_count", "got 51"], {}),
     ("top-k-zero", ok_dir, dict(explanation_spec=dict(top_k=0)), ValueError, ["top_k", "got 0"], {}),
+    ("xrai-in-explain-signature", ok_dir, dict(explain_signature=True, explanation_spec=dict(
+        method={"xraiAttribution": {"stepCount": 20}})), ValueError,
+     ["explain_signature=True", "xrai", "not a graph op"], None),
     ("split-not-bool", ok_dir, dict(split="auto"), TypeError, ["split='auto'"], {}),
     ("preprocess-int-for-float", ok_dir, dict(preprocess_fn=preprocess_returning(
         lambda f: {"feats": tf.cast(f, tf.int64)}), sample={"csv": ["1,2,3,4"]}), ValueError,

@@ -1,9 +1,18 @@
-"""Exceptions raised by xai_callback.
+"""Exceptions raised by xai_callback, by kind.
 
-Configuration mistakes are `ValueError`/`TypeError` subclasses so callers that
-already catch those keep working; failures of a written export are their own
-types so they can be told apart from bad arguments.
+- Usage errors, caused by what the caller passed (arguments, a spec,
+  instances, a method the model cannot support): `ValueError`/`TypeError`
+  subclasses (`SpecError`, `InputError`, `MethodNotSupportedError`, ...), so
+  callers that already catch those keep working. The CLI exits 2 on them and
+  `serve` answers 400.
+- Failures of a written export (`ExportVerificationError`): the export does
+  not keep the contract. `explain` exits 1.
+- Internal errors, not caused by the caller: `ExplanationFailedError` when
+  TensorFlow fails while an explanation is computed (it carries the cause).
+  `explain` exits 3 and `serve` answers 500.
 """
+
+import re
 
 
 class SignatureError(ValueError):
@@ -26,6 +35,11 @@ class ModelConversionError(SignatureError):
 
 class SpecError(ValueError):
     """An explanation spec (metadata or parameters) breaks a Vertex AI rule."""
+
+
+class MethodNotSupportedError(SpecError):
+    """The chosen attribution method cannot run on the model's inputs or settings,
+    or is not computed here (e.g. example-based explanations, or XRAI in `xai_explain`)."""
 
 
 class InputError(ValueError):
@@ -76,6 +90,30 @@ class ExportFailedError(RuntimeError):
         self.fallback_path = fallback_path
 
 
+class ExplanationFailedError(RuntimeError):
+    """An explanation failed for a reason the caller did not cause: an internal error.
+
+    Raised when TensorFlow fails while an explanation is computed from valid
+    settings and instances (e.g. a gradient it cannot take through the
+    model's graph). Not a `ValueError`: retrying with other arguments does
+    not help; report it with the cause.
+
+    Attributes:
+        cause: the exception TensorFlow raised (also `__cause__`).
+        method: the method that ran, e.g. "integrated-gradients(stepCount=50)".
+    """
+
+    def __init__(self, message, cause=None, method=None):
+        super().__init__(message)
+        self.cause = cause
+        self.method = method
+
+
+# Errors a caller causes: the explainer re-raises these as they are, anything
+# else raised while computing an explanation becomes `ExplanationFailedError`.
+USAGE_ERRORS = (SpecError, InputError)
+
+
 def short_message(error):
     """One line saying what went wrong (TensorFlow op errors run to pages).
 
@@ -88,6 +126,9 @@ def short_message(error):
     if not lines:
         return type(error).__name__
     line = lines[0]
+    if line.strip() == "in user code:":
+        # Autograph's trace of where the error was raised; its last line is the error.
+        line = re.sub(r"^\s*[A-Za-z_.]*(Error|Exception): ", "", lines[-1])
     if line.startswith("Graph execution error"):
         noise = ("Detected at node", "<stack traces unavailable>", "[[", "{{")
         own = [candidate.strip() for candidate in lines[1:]

@@ -1,9 +1,11 @@
 """`xai-callback explain DIR --instances FILE`: local explanations from an export.
 
 Prints (or writes) the `:explain` response JSON; optionally a PNG plot.
-Exit status: 0 on success, 1 when the export is not explanation-ready, 2 on
+Exit status: 0 on success; 1 when the export is not explanation-ready; 2 on
 usage errors (unreadable instances file, instances that do not fit the
-signature, a method the export cannot support).
+signature, a method or setting the export cannot support); 3 when the
+explanation failed for a reason the request did not cause (an internal error:
+TensorFlow failed computing it; report it).
 """
 
 import contextlib
@@ -11,11 +13,17 @@ import json
 import sys
 import warnings
 
-EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE = 0, 1, 2
+from xai_callback.spec.methods import METHOD_NAMES
+
+EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # Show a progress bar from this many model rows on (e.g. 64 instances x 51 steps x 3 baselines).
 PROGRESS_MIN_ROWS = 5000
-METHODS = ("integrated-gradients", "sampled-shapley", "smoothgrad")
+METHODS = tuple(METHOD_NAMES)  # the registry, read without TensorFlow
 GRANULARITIES = ("raw", "encoded")  # xai_callback.explain.granularity (imports TF)
+# Flag -> the option it sets (`xai_callback.spec.options.OPTIONS` spells them back).
+METHOD_FLAGS = {"steps": "step_count", "paths": "path_count", "noise_sigma": "noise_sigma",
+                "noisy_sample_count": "noisy_sample_count", "max_blur_sigma": "max_blur_sigma",
+                "top_k": "top_k"}
 
 
 def register(subparsers):
@@ -24,21 +32,34 @@ def register(subparsers):
         help="compute explanations locally, in Vertex AI's :explain response format",
         description="Runs the export's xai_preprocess and xai_model on the instances and "
                     "computes feature attributions with the method in the export's "
-                    "explanation parameters (or --method). Exit status 0: done; 1: the "
-                    "export is not explanation-ready; 2: usage error.",
+                    "explanation parameters (or --method). Counts may pass Vertex AI's limits "
+                    "(e.g. --steps 300). Exit status 0: done; 1: the export is not "
+                    "explanation-ready; 2: usage error; 3: internal error (the explanation "
+                    "failed for a reason the request did not cause).",
     )
     parser.add_argument("export_dir", help="SavedModel directory (local, gs://, ...)")
     parser.add_argument("--instances", required=True, metavar="FILE",
                         help='JSON lines (one instance per line) or a {"instances": [...]} body, '
                              'in serving_default\'s input format (binary as {"b64": ...})')
     parser.add_argument("--method", choices=METHODS,
-                        help="attribution method (default: the export's parameters)")
+                        help="attribution method (default: the export's parameters); smoothgrad "
+                             "needs --noise-sigma, blur-ig --max-blur-sigma, xrai the [image] "
+                             "extra")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="raw",
                         help="raw (default): one attribution per raw feature, token or group "
                              "(one-hot slots and embedding dimensions summed); encoded: one per "
                              "element of each explained tensor, as Vertex AI returns them")
-    parser.add_argument("--steps", type=int, help="stepCount of integrated gradients")
+    parser.add_argument("--steps", type=int,
+                        help="stepCount of integrated gradients, SmoothGrad, blur IG and XRAI")
     parser.add_argument("--paths", type=int, help="pathCount of sampled Shapley")
+    parser.add_argument("--noise-sigma", type=float,
+                        help="SmoothGrad: standard deviation of the noise added to every "
+                             "feature (noiseSigma)")
+    parser.add_argument("--noisy-sample-count", type=int,
+                        help="SmoothGrad: noisy copies per instance (noisySampleCount)")
+    parser.add_argument("--max-blur-sigma", type=float,
+                        help="blur IG and XRAI: Gaussian blur sigma, in pixels, of the blurred "
+                             "image used as baseline (maxBlurSigma)")
     parser.add_argument("--top-k", type=int, help="explain the k largest outputs (-1: all)")
     parser.add_argument("--max-rows-per-call", type=int,
                         help="rows per model call; lower it to use less memory")
@@ -50,9 +71,10 @@ def register(subparsers):
 
 def run(args):
     # TensorFlow is imported only when the command runs.
-    from xai_callback.publish import storage
-    from xai_callback.errors import ExportVerificationError
+    from xai_callback.errors import ExplanationFailedError, ExportVerificationError
     from xai_callback.explain import load_explainer
+    from xai_callback.publish import storage
+    from xai_callback.spec.options import CLI_SPELLING
 
     try:
         instances = read_instances(args.instances)
@@ -60,9 +82,9 @@ def run(args):
         return _fail(f"cannot read instances from {args.instances}: {e}", EXIT_USAGE)
     if not storage.exists(args.export_dir):
         return _fail(f"no export at {args.export_dir}", EXIT_USAGE)
-    overrides = {"step_count": args.steps, "path_count": args.paths, "top_k": args.top_k}
+    overrides = {option: getattr(args, flag) for flag, option in METHOD_FLAGS.items()}
     try:
-        explainer = load_explainer(args.export_dir)
+        explainer = load_explainer(args.export_dir, spelling=CLI_SPELLING)
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("always")
             response = explainer.explain_instances(
@@ -70,6 +92,8 @@ def run(args):
                 max_rows_per_call=args.max_rows_per_call, progress=_progress_bar(), **overrides)
     except ExportVerificationError as e:
         return _fail(str(e), EXIT_EXPORT_INVALID)
+    except ExplanationFailedError as e:
+        return _fail(f"internal error: {e}", EXIT_INTERNAL)
     except (ValueError, TypeError) as e:  # InstanceError, SpecError, MethodNotSupportedError
         return _fail(str(e), EXIT_USAGE)
     for warning in caught:

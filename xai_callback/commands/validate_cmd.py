@@ -25,7 +25,11 @@ def register(subparsers):
 
 
 def run(args):
-    from xai_callback.contract.validation import validate  # imports TensorFlow: only when run
+    # TensorFlow is imported only when the command runs; `xai_callback.explain`
+    # registers the rules of `validate` that run explanations (the package
+    # root no longer imports it when the command line starts).
+    import xai_callback.explain  # noqa: F401
+    from xai_callback.contract.validation import validate
 
     try:
         report = validate(args.export_dir)

@@ -1,9 +1,10 @@
-"""Local explanations from an export: integrated gradients, sampled Shapley, SmoothGrad.
+"""Local explanations from an export: integrated gradients, SmoothGrad, blur IG,
+sampled Shapley, XRAI.
 
 Computes what Vertex AI's `:explain` returned, from the exported signatures
 alone, in the same response format. Modelled on PAIR `saliency`: one small
-module per method on a shared base (`base.py`); importing a method module
-registers it.
+module per method (`explain/methods/`) on a shared base, each bound to its
+settings in `xai_callback.spec.methods`.
 
 Example:
 
@@ -15,26 +16,39 @@ print(response.to_json(indent=2))
 ```
 """
 
-# Importing a method module registers it (AttributionAlgorithm.__init_subclass__).
-from xai_callback.explain import integrated_gradients, sampled_shapley, smoothgrad  # noqa: F401
-from xai_callback.explain.base import AttributionAlgorithm, method_classes
+import sys
+import types
+
 # Registers the rules of `validate` that run explanations.
 from xai_callback.explain import contract_rules  # noqa: F401
-from xai_callback.explain.errors import InstanceError, MethodNotSupportedError
+from xai_callback.explain.errors import ExplanationFailedError, InstanceError, MethodNotSupportedError
 from xai_callback.explain.explainer import Explainer
 from xai_callback.explain.from_export import ExportExplainer, explain, load_explainer
+from xai_callback.explain.methods import AttributionAlgorithm, algorithms
 from xai_callback.explain.result import Attribution, ExplainResponse, Explanation
 
 __all__ = [
     "Attribution",
     "AttributionAlgorithm",
     "ExplainResponse",
+    "ExplanationFailedError",
     "Explainer",
     "Explanation",
     "ExportExplainer",
     "InstanceError",
     "MethodNotSupportedError",
+    "algorithms",
     "explain",
     "load_explainer",
-    "method_classes",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """`xai_callback.explain(...)` is the function `explain`, whichever of the
+    package and this subpackage bound the name `xai_callback.explain` last."""
+
+    def __call__(self, *args, **kwargs):
+        return explain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

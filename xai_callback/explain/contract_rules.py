@@ -12,9 +12,13 @@ from xai_callback.contract.validation import (
     register_rule,
     skip,
 )
-from xai_callback.errors import SpecError, short_message
+from xai_callback.errors import MethodNotSupportedError, SpecError, short_message
+from xai_callback.explain.images import saliency_core
+from xai_callback.explain.methods import algorithm_for
 from xai_callback.explain.signature import compare_with_explainer
 from xai_callback.names import SAMPLE_FILE, XAI_EXPLAIN
+from xai_callback.spec.limits import LOCAL_LIMITS
+from xai_callback.spec.methods import method_from_parameters
 
 
 def explain_signature_rule(export, done):
@@ -40,4 +44,35 @@ def explain_signature_rule(export, done):
                                   f"{export.sample_source} (largest relative difference {worst:.1e})")
 
 
+def routes_rule(export, done):
+    """Which routes compute the export's method: the Python explainer (`explain`,
+    `serve`, batch) and `xai_explain`; fails when `explain` here could not."""
+    rule = "routes"
+    if export.parameters is None or not done["one_method"].passed:
+        return skip(rule, "the method is wrong (see above)")
+    try:
+        method = method_from_parameters(export.parameters, limits=LOCAL_LIMITS)
+    except (SpecError, TypeError) as e:
+        return skip(rule, f"the method's settings are wrong ({e})")
+    if not method.LOCAL:
+        return RuleResult(rule, True, f"{method.VERTEX_KEY} is computed by Vertex AI only: "
+                                      "`explain`, `serve` and `xai_explain` compute attributions "
+                                      "with another method passed to them", warning=True)
+    try:
+        algorithm_for(method)
+        if method.EXTRA:
+            saliency_core(f"{method.VERTEX_KEY} ({method.name})")
+    except MethodNotSupportedError as e:
+        return RuleResult(rule, False, f"`explain` and `serve` here cannot compute the export's "
+                                       f"method: {e}")
+    reason = f"{method.name}: computed by the Python explainer (`explain`, `serve`, batch)"
+    problem = method.in_graph_problem()
+    if problem is not None:
+        reason += f"; not by `xai_explain`: {problem}"
+    elif XAI_EXPLAIN in export.signatures:
+        reason += f" and by the export's '{XAI_EXPLAIN}' signature"
+    return RuleResult(rule, True, reason)
+
+
 register_rule("explain_signature", explain_signature_rule)
+register_rule("routes", routes_rule)

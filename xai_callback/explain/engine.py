@@ -28,7 +28,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import AttributionAlgorithm
+from xai_callback.explain.methods.algorithm import AttributionAlgorithm
 
 _INDEX = tf.TensorSpec([], tf.int64)
 # Held while a compiled function is traced (see `compiled`); re-entrant for nested traces.

@@ -1,18 +1,18 @@
-"""Exceptions of local explanations.
+"""Exceptions of local explanations (defined in `xai_callback.errors`, by kind).
 
-All are `ValueError` subclasses: they report bad arguments (instances, the
-chosen method, a baseline), not a broken export.
+`InstanceError`, `MethodNotSupportedError` and `BaselineError` report bad
+arguments (instances, the chosen method, a baseline): `ValueError`s.
+`ExplanationFailedError` is an internal error (TensorFlow failed while
+computing), not a `ValueError`.
 """
 
-from xai_callback.errors import InputError, SpecError
+from xai_callback.errors import ExplanationFailedError, InputError, MethodNotSupportedError, SpecError
 
 # Instances that do not match the input signature of `serving_default` (the
 # name explanations have always raised; the same class as `InputError`).
 InstanceError = InputError
 
-
-class MethodNotSupportedError(SpecError):
-    """The chosen attribution method cannot run on the model's inputs or settings."""
+__all__ = ["BaselineError", "ExplanationFailedError", "InstanceError", "MethodNotSupportedError"]
 
 
 class BaselineError(SpecError):

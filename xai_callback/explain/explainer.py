@@ -10,17 +10,21 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError, short_message
+from xai_callback.errors import USAGE_ERRORS, ExplanationFailedError, InputError, SpecError, short_message
 from xai_callback.explain import engine
-from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING, MethodResult
-from xai_callback.explain.core import explain_units
 from xai_callback.explain.errors import BaselineError
 from xai_callback.explain.granularity import FeatureLayout, check_granularity
+from xai_callback.explain.methods import algorithm_for
+from xai_callback.explain.methods.algorithm import APPROXIMATION_ERROR_WARNING, MethodResult
 from xai_callback.explain.precision import computes_in_float16, float16_advice, rounding_share
 from xai_callback.explain.result import Attribution, Explanation, ExplainResponse, to_json_value
-from xai_callback.explain.settings import default_metadata, resolve_settings
+from xai_callback.explain.settings import default_metadata, settings_from_vertex
+from xai_callback.explain.units import explain_units
 from xai_callback.signatures.inputs import as_input_dict
 from xai_callback.signatures.specs import signature_io
+from xai_callback.spec.fields import check_int
+from xai_callback.spec.limits import LOCAL_LIMITS, coerce_limits
+from xai_callback.spec.options import PYTHON_SPELLING
 
 # |f(x) - f(baseline)| at most this share of |f| for every unit: the model
 # ignores what is explained, and attributions are numerical noise.
@@ -51,16 +55,27 @@ class Explainer:
         xai_features: optional content of `assets.extra/xai_features.json`
             (raw inputs behind each feature, token vocabularies); None: the
             metadata alone.
+        limits: the `spec.limits.Limits` of the methods' counts (default
+            None: `LOCAL_LIMITS`, no cap; `VERTEX_LIMITS` for Vertex AI's).
+        spelling: how messages name options (`spec.options.Spelling`;
+            default None: as Python keywords).
+
+    Raises (from `explain`): usage errors as `ValueError`/`TypeError`
+    (`SpecError`, `InputError`, `MethodNotSupportedError`, `BaselineError`);
+    `xai_callback.errors.ExplanationFailedError` when TensorFlow fails while
+    computing an explanation from valid settings (an internal error).
     """
 
     def __init__(self, model_fn, metadata=None, parameters=None, preprocess_fn=None,
-                 serving_fn=None, xai_features=None):
+                 serving_fn=None, xai_features=None, limits=None, spelling=None):
         self.model_fn = model_fn
         self.metadata = metadata
         self.parameters = parameters
         self.preprocess_fn = preprocess_fn
         self.serving_fn = serving_fn
         self.xai_features = xai_features
+        self.limits = LOCAL_LIMITS if limits is None else coerce_limits(limits)
+        self.spelling = spelling or PYTHON_SPELLING
         self._compiled = {}  # the traced graph code (method steps, units, report), reused by every call
         self._float16 = None
 
@@ -83,31 +98,42 @@ class Explainer:
                 so one call's inputs hold about 1M values (at most 8192 rows).
             seed: seed for Shapley permutations and SmoothGrad noise.
             progress: optional `progress(rows_done, rows_total)` callback.
-            **overrides: see `xai_callback.explain.settings.resolve_settings`.
+            **overrides: the method's options and `top_k`, `output_indices`,
+                `output_key` (see `xai_callback.explain.settings.settings_from_vertex`).
 
         Returns:
             `ExplainResponse`.
         """
         check_granularity(granularity)  # before the model runs
+        if max_rows_per_call is not None:
+            check_int("explain", self.spelling.name("max_rows_per_call"), max_rows_per_call, 1)
         raw = self._input_tensors(inputs)
-        model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
-        model_outputs = dict(self.model_fn(**model_inputs))
+        model_inputs, model_outputs = self._run_model(raw)
         metadata = self.metadata or default_metadata(model_inputs, model_outputs)
-        settings = resolve_settings(metadata, self.parameters, method=method, **overrides)
+        settings = settings_from_vertex(metadata, self.parameters, {"method": method, **overrides},
+                                        self.limits, self.spelling)
+        algorithm = algorithm_for(settings.method, self.spelling)
         layout = FeatureLayout(settings.features, granularity, self.xai_features)
         output_key = check_output(settings.output, model_outputs)
         output = np.asarray(model_outputs[output_key])
         baselines, feature_names = feature_baselines(settings.features, model_inputs)
         check_output_indices(settings.output_indices, output.shape[1:], output_key)
-        if settings.top_k < 1 and settings.top_k != -1:
-            raise SpecError(f"topK must be >= 1 or -1 (all); received {settings.top_k}.")
-        unit_instance, unit_index, result, reported = explain_units(
-            _run, settings.method, layout, self.model_fn, output_key, model_inputs,
-            model_outputs[output_key], baselines,
-            feature_names=feature_names,
-            top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
-            compile_fn=engine.compiled_call(self._compiled),
-            max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
+        try:
+            unit_instance, unit_index, result, reported = explain_units(
+                _run, algorithm, layout, self.model_fn, output_key, model_inputs,
+                model_outputs[output_key], baselines,
+                feature_names=feature_names,
+                top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
+                compile_fn=engine.compiled_call(self._compiled),
+                max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
+        except USAGE_ERRORS:
+            raise
+        except Exception as e:  # TensorFlow failed on valid settings: not the caller's doing
+            raise ExplanationFailedError(
+                f"{algorithm.describe()} failed while computing the attributions of output "
+                f"'{output_key}' ({type(e).__name__}: {short_message(e)}). This is an internal "
+                "error, not a mistake in the request: please report it with this message.",
+                cause=e, method=algorithm.describe()) from e
         units = [(int(i), tuple(int(j) for j in index))
                  for i, index in zip(np.asarray(unit_instance), np.asarray(unit_index))]
         result = MethodResult(**result)
@@ -116,7 +142,7 @@ class Explainer:
         if self._computes_in_float16(model_inputs, model_outputs, output_key):
             rounding = rounding_share(
                 [output[(i,) + index] for i, index in units], result.baseline_output)
-        _warn_if_imprecise(result.approximation_error, settings.method, rounding)
+        _warn_if_imprecise(result.approximation_error, algorithm, rounding)
         _warn_if_insensitive(units, result, output, reported)
         serving_outputs = self.serving_fn(**raw) if self.serving_fn else model_outputs
         tokens = {}
@@ -133,10 +159,23 @@ class Explainer:
         return ExplainResponse(
             explanations=explanations,
             predictions=_predictions(serving_outputs),
-            method=settings.method.describe(),
+            method=algorithm.describe(),
             metadata=metadata,
             granularity=granularity,
         )
+
+    def _run_model(self, raw):
+        """`(xai_model inputs, xai_model outputs)` of the instances.
+
+        The model refusing the instances' values (e.g. a lookup without an
+        OOV index given an unknown string) is the caller's error.
+        """
+        try:
+            model_inputs = dict(self.preprocess_fn(**raw)) if self.preprocess_fn else raw
+            return model_inputs, dict(self.model_fn(**model_inputs))
+        except tf.errors.InvalidArgumentError as e:
+            raise InputError(f"The model cannot process these instances "
+                             f"({type(e).__name__}: {short_message(e)}).") from e
 
     def _input_tensors(self, inputs):
         """`{key: tf.Tensor}` for the first function, from what users naturally pass."""
@@ -194,12 +233,12 @@ def _failing_baseline(problem):
 
 
 def check_output(output, model_outputs):
-    if output.tensor_key not in model_outputs:
+    if output.key not in model_outputs:
         raise SpecError(
-            f"Metadata output '{output.name}' names tensor '{output.tensor_key}', which the "
+            f"Metadata output '{output.name}' names tensor '{output.key}', which the "
             f"model does not return (outputs: {sorted(model_outputs)})."
         )
-    return output.tensor_key
+    return output.key
 
 
 def feature_baselines(features, model_inputs):
@@ -226,7 +265,7 @@ def baseline_array(feature, model_inputs):
     example = tf.TensorShape(value.shape[1:])
     dtype = object if value.dtype == tf.string else value.dtype.as_numpy_dtype
     out = []
-    for baseline in feature.baselines:
+    for baseline in feature.attributed_baselines:
         if value.dtype == tf.string:
             baseline = np.vectorize(lambda s: s.encode() if isinstance(s, str) else s,
                                     otypes=[object])(np.asarray(baseline, object))
@@ -337,16 +376,16 @@ def _explanations(units, result, reported, output, model_outputs, settings):
 
 def _display_names(output, model_outputs):
     """`names(instance, index) -> str` from indexDisplayNameMapping or displayNameMappingKey."""
-    if output.index_display_names is not None:
-        table = np.asarray(output.index_display_names, dtype=object)
+    if output.index_display_name_mapping is not None:
+        table = np.asarray(output.index_display_name_mapping, dtype=object)
         return lambda i, index: str(table[index]) if index else ""
-    if output.display_name_key:
-        if output.display_name_key not in model_outputs:
+    if output.display_name_mapping_key:
+        if output.display_name_mapping_key not in model_outputs:
             raise SpecError(
-                f"displayNameMappingKey '{output.display_name_key}' is not a model output "
-                f"(outputs: {sorted(model_outputs)})."
+                f"displayNameMappingKey '{output.display_name_mapping_key}' is not a model "
+                f"output (outputs: {sorted(model_outputs)})."
             )
-        table = np.asarray(model_outputs[output.display_name_key])
+        table = np.asarray(model_outputs[output.display_name_mapping_key])
         return lambda i, index: to_json_value(table[(i,) + index]) if index else ""
     return lambda i, index: ""
 

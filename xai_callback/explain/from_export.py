@@ -74,11 +74,13 @@ class ExportExplainer(Explainer):
             raise ExportVerificationError(
                 f"{self.export_dir} is not explanation-ready: "
                 + "; ".join(f"{r.rule}: {r.reason}" for r in failures)
-                + " (run `xai-callback validate` for the full report, or pass validate=False)."
+                + " (run `xai-callback validate` for the full report"
+                + ("" if self.spelling.style == "cli" else
+                   f", or pass {self.spelling('validate', False)}") + ")."
             )
 
 
-def load_explainer(export_dir, validate=True, *, loaded=None):
+def load_explainer(export_dir, validate=True, *, loaded=None, **explainer_options):
     """Loads an export and its explanation spec into an `ExportExplainer`.
 
     Args:
@@ -88,6 +90,9 @@ def load_explainer(export_dir, validate=True, *, loaded=None):
         loaded: `tf.saved_model.load(export_dir)` when the caller has it
             already (it is not loaded again, for the explainer nor for
             `validate`).
+        **explainer_options: `limits` (a `spec.limits.Limits`; default: local
+            limits, no cap) and `spelling` (`spec.options.Spelling`) of the
+            `Explainer`.
 
     Raises:
         ExportVerificationError: the export breaks the explanation contract.
@@ -121,6 +126,7 @@ def load_explainer(export_dir, validate=True, *, loaded=None):
         preprocess_fn=preprocess,
         serving_fn=serving if feeds_serving and not reuse else None,
         validation=validation,
+        **explainer_options,
     )
     explainer.saved_model = loaded  # keeps the signatures' variables alive
     return explainer

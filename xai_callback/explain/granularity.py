@@ -2,7 +2,7 @@
 
 Every method attributes to the elements of the attributed `xai_model` inputs;
 this module, shared by all of them, says how those are reported
-(`SPLIT_CONTRACT.md`, "Explainer behaviour"). At `"raw"` (the default):
+(`docs/methods.md`, "Granularity"). At `"raw"` (the default):
 
 | encoding | reported |
 |---|---|
@@ -46,7 +46,7 @@ class Reported:
 
     Attributes:
         name: the feature's name, or the group name.
-        members: the `settings.Feature`s summed into it (one unless a group).
+        members: the `spec.Feature`s summed into it (one unless a group).
         reduction: KEEP, SUM_ALL or SUM_LAST of each member (a group: SUM_ALL,
             then the members are added).
         tokens: the `xai_features.json` entry of a token feature, or None.
@@ -77,7 +77,7 @@ class FeatureLayout:
     ```
 
     Args:
-        features: the `settings.Feature`s of the metadata, in its order.
+        features: the `spec.Feature`s of the metadata, in its order.
         granularity: "raw" (default) or "encoded".
         xai_features: the content of `assets.extra/xai_features.json`, or None.
     """

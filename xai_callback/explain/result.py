@@ -29,10 +29,12 @@ class Attribution:
             service does).
         output_display_name: class name from the metadata, or "".
         output_name: the metadata's output name.
-        approximation_error: integrated gradients: the completeness gap
-            (`xai_callback.explain.engine.relative_gap`); sampled Shapley: the
-            sampling error (see `sampled_shapley`). Above 0.05 `explain`
-            warns with what would lower it.
+        approximation_error: integrated gradients, blur IG and XRAI: the
+            completeness gap of the integrated gradients
+            (`xai_callback.explain.engine.relative_gap`); SmoothGrad: that gap
+            against the mean output of the noisy copies; sampled Shapley: the
+            sampling error (`docs/methods.md`, "What the numbers mean").
+            Above 0.05 `explain` warns with what would lower it.
     """
 
     baseline_output_value: float

@@ -1,62 +1,54 @@
-"""Vertex v1 explanation metadata/parameters JSON -> the settings an explanation runs with.
+"""The settings an explanation runs with, built from the typed spec (`xai_callback.spec`).
 
-Reads the dict form (camelCase, UPPERCASE enums) that the export stores in
-`assets.extra/`; Python keyword overrides (`step_count=...`) are translated to
-the same JSON paths first, so file settings and overrides go through one parser.
+The export stores Vertex v1 JSON (camelCase, UPPERCASE enums) in
+`assets.extra/`; it is read by the spec's own parsers (`spec.metadata`,
+`spec.methods`), and keyword options (`step_count=...`, `method=...`) are
+applied to the typed method by `spec.options.method_with_options`, within
+the `Limits` the caller chooses: local ones by default (`explain --step-count
+300` is fine locally), Vertex AI's or a server's own when asked.
+
+Example:
+
+```python
+settings = settings_from_vertex(metadata, parameters, {"method": "sampled-shapley",
+                                                       "path_count": 20})
+settings.method              # spec.methods.SampledShapley(path_count=20)
+```
 """
 
-import copy
 import dataclasses
 
 from xai_callback.errors import SpecError
-from xai_callback.explain.base import method_classes
-from xai_callback.explain.errors import MethodNotSupportedError
-from xai_callback.spec.metadata import attributed_fields
+from xai_callback.spec import methods
+from xai_callback.spec.fields import check_known_keys
+from xai_callback.spec.limits import LOCAL_LIMITS, coerce_limits
+from xai_callback.spec.metadata import METADATA_KEYS, features_from_metadata, output_from_metadata
+from xai_callback.spec.options import PYTHON_SPELLING, method_with_options
+from xai_callback.spec.output import Output
+from xai_callback.spec.parameters import OUTPUT_INDICES, PARAMETER_KEYS, TOP_K, check_output_indices, check_top_k
 
-DEFAULT_PARAMETERS = {"integratedGradientsAttribution": {"stepCount": 50}}
-GENERAL_OVERRIDES = ("top_k", "output_indices", "output_key")
-# Spellings users type for the registered method names.
-METHOD_ALIASES = {
-    "ig": "integrated-gradients",
-    "shapley": "sampled-shapley",
-    "smooth-grad": "smoothgrad",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Feature:
-    """One metadata input: a friendly name for one attributed `xai_model` input.
-
-    `tensor_key` is the tensor attributions are taken on: `encodedTensorName`
-    when set (with `encodedBaselines`), else `inputTensorName` (with
-    `inputBaselines`).
-    """
-
-    name: str
-    tensor_key: str
-    baselines: list
-    modality: str = "numeric"
-    visualization: dict = None
-    index_feature_mapping: list = None
-    encoding: str = "IDENTITY"
-    group_name: str = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Output:
-    """The metadata output: which tensor is explained and how indices are named."""
-
-    name: str
-    tensor_key: str
-    index_display_names: list = None
-    display_name_key: str = None
+# The parameters of an export that has none: integrated gradients, the spec's defaults.
+DEFAULT_PARAMETERS = methods.IntegratedGradients().to_parameters()
+# Options about what is explained rather than how (every method takes them).
+GENERAL_OPTIONS = ("top_k", "output_indices", "output_key")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """What an explanation computes.
+
+    Attributes:
+        features: the metadata's `spec.Feature`s, in its order (each is
+            attributed on its `tensor_key` with its `attributed_baselines`).
+        output: the explained `spec.Output`, `key` and `name` filled in.
+        method: the `spec.methods.AttributionMethod` to run, options applied.
+        top_k: explain the k largest outputs of each instance (-1: all).
+        output_indices: explain these output indices instead (or None).
+    """
+
     features: tuple
     output: Output
-    method: object
+    method: methods.AttributionMethod
     top_k: int = 1
     output_indices: list = None
 
@@ -77,142 +69,81 @@ def default_metadata(input_keys, output_keys):
     }
 
 
-def resolve_settings(metadata, parameters, method=None, **overrides):
-    """Parses metadata and parameters, with overrides applied.
+def settings_from_vertex(metadata, parameters=None, overrides=None, limits=LOCAL_LIMITS,
+                         spelling=PYTHON_SPELLING):
+    """The `Settings` of Vertex metadata and parameters, with keyword overrides.
 
     Example:
 
     ```python
-    settings = resolve_settings(metadata, parameters, method="sampled-shapley", path_count=20)
-    settings.method.describe()  # 'sampled-shapley(pathCount=20)'
+    settings_from_vertex(metadata, parameters, {"step_count": 300})      # local limits
+    settings_from_vertex(metadata, parameters, {"step_count": 300},
+                         limits=VERTEX_LIMITS)                          # SpecError: 1 to 100
     ```
 
     Args:
         metadata: Vertex `ExplanationMetadata` as a dict.
-        parameters: Vertex `ExplanationParameters` as a dict (None: IG, 50 steps).
-        method: a registered method name overriding the parameters' method.
-        **overrides: `top_k`, `output_indices`, `output_key`, and the chosen
-            method's settings (e.g. `step_count`, `path_count`, `noise_sigma`,
-            `feature_noise_sigma`, `noisy_sample_count`); None values are ignored.
+        parameters: Vertex `ExplanationParameters` as a dict (None:
+            `DEFAULT_PARAMETERS`, integrated gradients with 50 steps).
+        overrides: `{option: value}`: `method` (a name of
+            `spec.methods.METHOD_NAMES`), the method's options (`step_count`,
+            `path_count`, `noise_sigma`, `feature_noise_sigma`,
+            `noisy_sample_count`, `max_blur_sigma`), `top_k`,
+            `output_indices`, `output_key`; None values are ignored.
+        limits: a `spec.limits.Limits` the counts must keep (default:
+            `LOCAL_LIMITS`, no cap; `VERTEX_LIMITS`: Vertex AI's; None: Vertex AI's).
+        spelling: how messages name the options (`spec.options.Spelling`).
 
     Raises:
-        SpecError: a setting breaks a rule; `MethodNotSupportedError` for
-            methods not available locally; `TypeError` for unknown overrides.
+        SpecError: a setting breaks a rule (`MethodNotSupportedError`: a
+            method not computed locally); TypeError: an unknown option, or
+            one of another method.
     """
-    parameters = copy.deepcopy(parameters if parameters is not None else DEFAULT_PARAMETERS)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    general = {k: overrides.pop(k) for k in GENERAL_OVERRIDES if k in overrides}
+    limits = coerce_limits(limits)
+    parameters = parameters if parameters is not None else DEFAULT_PARAMETERS
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    general = {k: overrides.pop(k) for k in GENERAL_OPTIONS if k in overrides}
+    name = overrides.pop("method", None)
+    check_known_keys("parameters", parameters, PARAMETER_KEYS)
+    stored = (methods.method_from_parameters(parameters, limits=limits)
+              if methods.method_keys(parameters) else methods.IntegratedGradients(limits=limits))
+    top_k = general.get("top_k", parameters.get(TOP_K))
     return Settings(
         features=_features(metadata),
-        output=_output(metadata, general.get("output_key")),
-        method=_method(parameters, method, overrides),
-        top_k=int(general.get("top_k", parameters.get("topK", 1))),
-        output_indices=general.get("output_indices", parameters.get("outputIndices")),
+        output=_output(metadata, general.get("output_key"), spelling),
+        method=method_with_options(stored, name, overrides, limits, spelling),
+        top_k=1 if top_k is None else check_top_k("parameters", spelling.name("top_k"), top_k),
+        output_indices=check_output_indices("parameters", spelling.name("output_indices"),
+                                            general.get("output_indices",
+                                                        parameters.get(OUTPUT_INDICES))),
     )
-
-
-def method_class(name):
-    """The registered method class called `name` (or an alias)."""
-    wanted = METHOD_ALIASES.get(name.lower().replace("_", "-"), name.lower().replace("_", "-"))
-    for cls in method_classes():
-        if wanted in (cls.name, cls.parameters_key.lower()):
-            return cls
-    known = [cls.name for cls in method_classes()]
-    raise MethodNotSupportedError(f"Unknown explanation method {name!r}; choose one of {known}.")
 
 
 def _features(metadata):
-    inputs = metadata.get("inputs") or {}
-    if not inputs:
+    """The metadata's features, each attributed on a tensor of its own."""
+    check_known_keys("metadata", metadata, METADATA_KEYS)
+    if not metadata.get("inputs"):
         raise SpecError("The explanation metadata lists no `inputs`: nothing to explain.")
-    features, seen = [], {}
-    for name, entry in inputs.items():
-        if not entry.get("inputTensorName"):
-            raise SpecError(f"Metadata input '{name}' has no inputTensorName.")
-        tensor_field, baselines_field = attributed_fields(entry)
-        key = entry[tensor_field]
-        baselines = entry.get(baselines_field)
-        if key in seen:
+    features, seen = features_from_metadata(metadata), {}
+    for feature in features:
+        if feature.tensor_key in seen:
             raise SpecError(
-                f"Metadata inputs '{seen[key]}' and '{name}' both attribute to tensor '{key}'; "
-                "one feature per xai_model input is supported (use groupName to report "
-                "several tensors as one feature)."
-            )
-        seen[key] = name
-        features.append(Feature(
-            name=name,
-            tensor_key=key,
-            baselines=list(baselines or [0]),
-            modality=str(entry.get("modality", "numeric")).lower(),
-            visualization=entry.get("visualization"),
-            index_feature_mapping=entry.get("indexFeatureMapping"),
-            encoding=str(entry.get("encoding") or "IDENTITY").upper(),
-            group_name=entry.get("groupName"),
-        ))
+                f"Metadata inputs '{seen[feature.tensor_key]}' and '{feature.name}' both attribute "
+                f"to tensor '{feature.tensor_key}'; one feature per xai_model input is supported "
+                "(use groupName to report several tensors as one feature).")
+        seen[feature.tensor_key] = feature.name
     return tuple(features)
 
 
-def _output(metadata, output_key):
-    outputs = metadata.get("outputs") or {}
-    if len(outputs) > 1:
-        raise SpecError(
-            f"The explanation metadata has {len(outputs)} outputs {sorted(outputs)}; "
-            "Vertex allows exactly one."
-        )
-    if not outputs:
+def _output(metadata, output_key, spelling):
+    """The explained output; `output_key` (the option) names its tensor when given."""
+    if not metadata.get("outputs"):
         if output_key is None:
             raise SpecError(
                 "The explanation metadata names no output and the model has several: "
-                "pass output_key= (the xai_model output to explain)."
-            )
-        return Output(name=output_key, tensor_key=output_key)
-    name, entry = next(iter(outputs.items()))
-    return Output(
-        name=name,
-        tensor_key=output_key or entry.get("outputTensorName") or name,
-        index_display_names=entry.get("indexDisplayNameMapping"),
-        display_name_key=entry.get("displayNameMappingKey"),
-    )
-
-
-def _method(parameters, method, overrides):
-    """The method instance: from the parameters, or `method`, plus overrides."""
-    in_file = sorted(k for k in parameters if k.endswith("Attribution"))
-    if len(in_file) > 1:
-        raise SpecError(
-            f"The explanation parameters set {len(in_file)} methods {in_file}; exactly "
-            "one is allowed (Google's client would silently keep the last)."
-        )
-    if not in_file and "examples" in parameters and method is None:
-        known = sorted({c.name for c in method_classes()})
-        raise MethodNotSupportedError(
-            "The parameters ask for example-based explanations ('examples': nearest training "
-            "examples from a Vertex index), which are not computed locally; pass method= one "
-            f"of {known} for attributions instead.")
-    file_key = in_file[0] if in_file else "integratedGradientsAttribution"
-    file_config = parameters.get(file_key) or {}
-    if method is not None:
-        cls = method_class(method)
-        config = copy.deepcopy(file_config) if cls.parameters_key == file_key else {}
-    else:
-        candidates = [c for c in method_classes() if c.parameters_key == file_key]
-        if not candidates:
-            known = sorted({c.name for c in method_classes()})
-            raise MethodNotSupportedError(
-                f"The parameters ask for {file_key}, which is not implemented locally; "
-                f"pass method= one of {known}."
-            )
-        config = file_config
-        cls = next((c for c in candidates if c.accepts(config)), candidates[0])
-    for option, value in overrides.items():
-        if option not in cls.override_paths:
-            raise TypeError(
-                f"Option {option}={value!r} does not apply to method '{cls.name}' "
-                f"(it takes {sorted(cls.override_paths) + list(GENERAL_OVERRIDES)})."
-            )
-        *parents, leaf = cls.override_paths[option]
-        node = config
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return cls.from_config(config)
+                f"pass {spelling('output_key')} (the xai_model output to explain).")
+        return Output(key=output_key, name=output_key)
+    output = output_from_metadata(metadata)
+    config = output.get_config()
+    config.update(key=output_key or output.key or output.name, name=output.name)
+    return Output(**config)

@@ -4,7 +4,7 @@
 inputs and returning, computed in-graph with the export's method and settings
 (integrated gradients, SmoothGrad, or sampled Shapley with seed 0), the same
 numbers as `xai_callback.explain` at `granularity="raw"`: both run the graph
-code of `explain/core.py` and of the method modules. Any SavedModel host can
+code of `explain/units.py` and of the method modules (`explain/methods/`). Any SavedModel host can
 then explain: TF Serving (`"signature_name": "xai_explain"`), KServe's or
 Triton's TensorFlow runtimes, Beam `RunInference`, `saved_model_cli run`.
 
@@ -34,11 +34,13 @@ import tensorflow as tf
 
 from xai_callback.errors import SpecError
 from xai_callback.explain import engine
-from xai_callback.explain.base import default_rows_per_call
-from xai_callback.explain.core import explain_units, units_per_instance
 from xai_callback.explain.explainer import Explainer, check_output, check_output_indices, feature_baselines
 from xai_callback.explain.granularity import FeatureLayout
-from xai_callback.explain.settings import resolve_settings
+from xai_callback.explain.methods import algorithm_for
+from xai_callback.explain.methods.algorithm import default_rows_per_call
+from xai_callback.explain.settings import settings_from_vertex
+from xai_callback.explain.units import explain_units, units_per_instance
+from xai_callback.spec.methods import check_in_graph
 from xai_callback.names import XAI_EXPLAIN, XAI_PREPROCESS
 from xai_callback.signatures.functions import SignatureFunction
 from xai_callback.signatures.specs import explained_signature_name
@@ -76,9 +78,12 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
             it was built); each replaces that input's one metadata baseline.
 
     Raises:
-        SpecError: the settings cannot be explained in-graph (e.g. XRAI).
+        SpecError: the settings cannot be explained in-graph
+            (`MethodNotSupportedError` for XRAI, blurred baselines).
     """
-    settings = resolve_settings(metadata, parameters)
+    settings = settings_from_vertex(metadata, parameters)
+    check_in_graph(settings.method)
+    algorithm = algorithm_for(settings.method)
     layout = FeatureLayout(settings.features, "raw", xai_features)
     inputs = dict(model_fn.input_specs)
     outputs = model_fn.output_specs()
@@ -94,9 +99,9 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
     keys = _output_keys([r.name for r in layout.reported])
     units = units_per_instance(output_shape, settings.top_k, settings.output_indices)
     names = None
-    if settings.output.index_display_names is not None:
+    if settings.output.index_display_name_mapping is not None:
         names = np.vectorize(lambda n: str(n).encode("utf-8"), otypes=[object])(
-            np.asarray(settings.output.index_display_names, object))
+            np.asarray(settings.output.index_display_name_mapping, object))
 
     def read_rows():
         return {key: tf.broadcast_to(tf.cast(row(), baselines[key].dtype), baselines[key].shape)
@@ -110,7 +115,7 @@ def explain_signature_function(serving, model_fn, metadata, parameters, preproce
         model_outputs = model_fn.call_dict(model_inputs)
         output = model_outputs[output_key]
         unit_instance, unit_index, result, reported = explain_units(
-            run, settings.method, layout, lambda **kw: model_fn.call_dict(kw), output_key,
+            run, algorithm, layout, lambda **kw: model_fn.call_dict(kw), output_key,
             model_inputs, output, {**baselines, **read_rows()}, feature_names, top_k=settings.top_k,
             output_indices=settings.output_indices, seed=SIGNATURE_SEED)
         per_instance = _per_instance(units)

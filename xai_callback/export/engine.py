@@ -522,6 +522,7 @@ def check_export_options(**options):
             of range (the message names it and the value).
     """
     from xai_callback.spec import ExplanationSpec
+    from xai_callback.spec.methods import check_in_graph
 
     checked = dict(options)
     # Types first: a config's "false" must not count as true (overwrite!).
@@ -555,6 +556,8 @@ def check_export_options(**options):
     _check_sample_type(options.get("sample"))
     checked["explanation_spec"] = ExplanationSpec.coerce(
         options.get("explanation_spec"), "the export options", "explanation_spec")
+    if checked.get("explain_signature"):
+        check_in_graph(checked["explanation_spec"].method)  # e.g. XRAI: before any training
     return checked
 
 

@@ -25,10 +25,13 @@ class SpecObject:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, limits=None):
+        """`cls(**config)`, refusing unknown keys; `limits` (a `Limits`) goes to
+        objects whose counts have limits (it is not part of a config)."""
         params = inspect.signature(cls.__init__).parameters
-        check_known_keys(cls.__name__, config, [p for p in params if p != "self"])
-        return cls(**config)
+        check_known_keys(cls.__name__, config, [
+            name for name, p in params.items() if name != "self" and p.kind != p.KEYWORD_ONLY])
+        return cls(**config, **({"limits": limits} if "limits" in params else {}))
 
     def to_vertex(self):
         """Vertex v1 JSON of this object; unset (None) fields are left out."""

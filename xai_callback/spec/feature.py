@@ -105,6 +105,19 @@ class Feature(SpecObject):
     def get_config(self):
         return {"name": self.name, **super().get_config()}
 
+    @property
+    def tensor_key(self):
+        """The input key attributions are taken on: `encoded_tensor_name` when set
+        (an embedding, say: gradients and coalitions act on it), else `input_key`."""
+        return self.encoded_tensor_name or self.input_key
+
+    @property
+    def attributed_baselines(self):
+        """The baselines of `tensor_key`: `encoded_baselines` when the encoded tensor
+        is attributed, else `baselines`; the service's zero baseline when unset."""
+        baselines = self.encoded_baselines if self.encoded_tensor_name else self.baselines
+        return list(baselines) if baselines is not None else [0]
+
     @classmethod
     def from_vertex(cls, body, where=None, name=None):
         """`Feature` from its Vertex JSON; `name` is its key in `metadata.inputs`."""

@@ -11,7 +11,6 @@ give the completeness gap without extra calls. Several baselines are averaged.
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import AttributionAlgorithm, positive_int
 from xai_callback.explain.engine import (
     broadcast_rows,
     gather_instances,
@@ -22,9 +21,8 @@ from xai_callback.explain.engine import (
     start_points,
     summed,
 )
-from xai_callback.explain.errors import MethodNotSupportedError
-
-DEFAULT_STEP_COUNT = 50
+from xai_callback.explain.methods.algorithm import AttributionAlgorithm
+from xai_callback.spec import methods as spec
 
 
 class IntegratedGradients(AttributionAlgorithm):
@@ -37,32 +35,22 @@ class IntegratedGradients(AttributionAlgorithm):
     ```
 
     Args:
-        step_count: number of trapezoid intervals (Vertex `stepCount`).
+        spec: `spec.methods.IntegratedGradients` (or `XRAI`): `step_count`,
+            the number of trapezoid intervals (Vertex `stepCount`).
+        spelling: how messages name options.
     """
 
-    name = "integrated-gradients"
-    parameters_key = "integratedGradientsAttribution"
-    override_paths = {"step_count": ("stepCount",)}
-    precision_hint = (
-        "raise stepCount (step_count=, --steps); if that does not lower it, the model "
-        "may not be differentiable: try method='sampled-shapley'"
-    )
+    SPEC = spec.IntegratedGradients
+    names = ("integrated-gradients",)
 
-    def __init__(self, step_count=DEFAULT_STEP_COUNT):
-        self.step_count = positive_int(step_count, "stepCount")
+    def __init__(self, spec, spelling=None):
+        super().__init__(spec, spelling)
+        self.step_count = spec.step_count
 
-    @classmethod
-    def accepts(cls, config):
-        return "smoothGradConfig" not in config
-
-    @classmethod
-    def from_config(cls, config):
-        if "blurBaselineConfig" in config:
-            raise MethodNotSupportedError(
-                "blurBaselineConfig (blur IG) is not implemented locally; remove it "
-                "from the parameters or pass explicit baselines in the metadata."
-            )
-        return cls(config.get("stepCount", DEFAULT_STEP_COUNT))
+    def precision_advice(self, worst_error):
+        return (f"raise stepCount ({self.spelling('step_count')}); if that does not lower "
+                "it, the model may not be differentiable: try "
+                f"{self.spelling('method', 'sampled-shapley')}")
 
     def describe(self):
         return f"{self.name}(stepCount={self.step_count})"

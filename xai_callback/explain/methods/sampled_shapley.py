@@ -29,12 +29,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import AttributionAlgorithm, positive_int
+from xai_callback.errors import MethodNotSupportedError
 from xai_callback.explain.engine import gather_instances, num_baselines, num_units, start_points
-from xai_callback.explain.errors import MethodNotSupportedError
+from xai_callback.explain.methods.algorithm import AttributionAlgorithm
+from xai_callback.spec import methods as spec
+from xai_callback.spec.limits import VERTEX_LIMITS
 
-DEFAULT_PATH_COUNT = 10
-MAX_PATH_COUNT = 50  # Vertex's limit
+MAX_PATH_COUNT = VERTEX_LIMITS.max_path_count
 # Each path costs (players + 1) model rows; beyond this, integrated gradients.
 MAX_PLAYERS = 10_000
 # Stream of the stateless random orders (SmoothGrad's noise uses others).
@@ -51,21 +52,19 @@ class SampledShapley(AttributionAlgorithm):
     ```
 
     Args:
-        path_count: number of random permutations (Vertex `pathCount`).
+        spec: `spec.methods.SampledShapley`: `path_count`, the number of
+            random permutations (Vertex `pathCount`).
+        spelling: how messages name options.
     """
 
-    name = "sampled-shapley"
-    parameters_key = "sampledShapleyAttribution"
-    override_paths = {"path_count": ("pathCount",)}
+    SPEC = spec.SampledShapley
+    names = ("sampled-shapley",)
     needs_gradients = False
 
-    def __init__(self, path_count=DEFAULT_PATH_COUNT):
-        self.path_count = positive_int(path_count, "pathCount")
+    def __init__(self, spec, spelling=None):
+        super().__init__(spec, spelling)
+        self.path_count = spec.path_count
         self.maps, self.players, self.orders = None, None, None
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config.get("pathCount", DEFAULT_PATH_COUNT))
 
     def describe(self):
         return f"{self.name}(pathCount={self.path_count})"
@@ -76,20 +75,23 @@ class SampledShapley(AttributionAlgorithm):
             raise MethodNotSupportedError(
                 f"sampled-shapley has {players} players (limit {MAX_PLAYERS}) in the attributed "
                 f"inputs {problem.attributed_keys}, i.e. {players + 1} model rows per path. Use "
-                "method='integrated-gradients' for inputs this large (e.g. images), or "
-                "granularity='raw' with encodings that make each feature one player."
+                f"{self.spelling('method', 'integrated-gradients')} for inputs this large (e.g. "
+                f"images), or {self.spelling('granularity', 'raw')} with encodings that make each "
+                "feature one player."
             )
 
     def precision_advice(self, worst_error):
         if self.path_count < MAX_PATH_COUNT:
             at_max = worst_error * math.sqrt(self.path_count / MAX_PATH_COUNT)
-            return (f"raise pathCount (path_count=, --paths; now {self.path_count}): this "
-                    f"sampling error falls as 1/sqrt(pathCount), to about {at_max:.3f} at "
-                    f"{MAX_PATH_COUNT}")
-        return (f"pathCount is already Vertex's maximum ({MAX_PATH_COUNT}), so more paths are "
-                "not possible: this is the spread of the attributions over feature orders "
-                "(features interact), while their sum is exact; read each attribution as "
-                "uncertain by about that share")
+            return (f"raise pathCount ({self.spelling('path_count')}; now "
+                    f"{self.path_count}): this sampling error falls as 1/sqrt(pathCount), to "
+                    f"about {at_max:.3f} at {MAX_PATH_COUNT}, Vertex AI's maximum")
+        where = ("already Vertex's maximum" if self.path_count == MAX_PATH_COUNT
+                 else f"{self.path_count}, past Vertex's maximum")
+        return (f"pathCount is {where} ({MAX_PATH_COUNT}): this is the spread of the "
+                "attributions over feature orders (features interact), while their sum is "
+                "exact; read each attribution as uncertain by about that share (more paths, "
+                "allowed locally, narrow it as 1/sqrt(pathCount))")
 
     def bind(self, problem):
         """The players of `problem` and, when there are at most `path_count` orders of

@@ -3,20 +3,27 @@
 Integrated gradients of `noisySampleCount` noisy copies `x + N(0, sigma^2)` of
 each instance, averaged (Smilkov et al., 2017). Sigma is `noiseSigma` for every
 feature, or per feature from `featureNoiseSigma` (features not listed get no
-noise). `approximationError` is the completeness gap of the averaged
-attributions against the mean output change of the noisy copies, i.e. the
-integration error only: noise changes the explained point on purpose.
+noise).
+
+What is reported, precisely (`docs/methods.md`): the attributions are the mean
+over the copies of integrated gradients from the baseline to each copy;
+`baselineOutputValue` is f(baseline) and `instanceOutputValue` f(x), the
+un-noised instance; `approximationError` is the completeness gap of the
+averaged attributions against the mean output change of the copies,
+`|sum(attributions) - (mean_i f(x + noise_i) - f(baseline))| / |mean_i f(x + noise_i) - f(baseline)|`,
+i.e. the integration error only, which a larger `stepCount` lowers. So
+`sum(attributions)` differs from `instanceOutputValue - baselineOutputValue` by
+`mean_i f(x + noise_i) - f(x)` besides that error: the smoothing itself, which
+no setting removes (noise changes the explained point on purpose).
 """
 
 import copy
 
 import tensorflow as tf
 
-from xai_callback.errors import SpecError
-from xai_callback.explain.base import positive_int
-from xai_callback.explain.integrated_gradients import IntegratedGradients, integrated, path_result
+from xai_callback.errors import MethodNotSupportedError, SpecError
+from xai_callback.explain.methods.integrated_gradients import IntegratedGradients, integrated, path_result
 
-DEFAULT_NOISY_SAMPLE_COUNT = 3
 # Streams of the stateless noise: one per model input, after Shapley's orders.
 NOISE_STREAM = 100
 
@@ -32,48 +39,25 @@ class SmoothGrad(IntegratedGradients):
     ```
 
     Args:
-        step_count: trapezoid intervals of each integrated gradients run.
-        noise_sigma: standard deviation of the noise for every feature.
-        feature_noise_sigma: `{feature name: sigma}` instead of `noise_sigma`.
-        noisy_sample_count: noisy copies per instance.
+        spec: `spec.methods.IntegratedGradients` (or `XRAI`) with a
+            `smooth_grad` (`spec.smoothgrad.SmoothGrad`: `noise_sigma` for
+            every feature or `feature_noise_sigma` `{feature name: sigma}`,
+            and `noisy_sample_count` copies per instance).
+        spelling: how messages name options.
     """
 
-    name = "smoothgrad"
-    override_paths = {
-        **IntegratedGradients.override_paths,
-        "noise_sigma": ("smoothGradConfig", "noiseSigma"),
-        "feature_noise_sigma": ("smoothGradConfig", "featureNoiseSigma"),
-        "noisy_sample_count": ("smoothGradConfig", "noisySampleCount"),
-    }
+    names = ("smoothgrad",)
 
-    def __init__(self, step_count, noise_sigma=None, feature_noise_sigma=None,
-                 noisy_sample_count=DEFAULT_NOISY_SAMPLE_COUNT):
-        super().__init__(step_count)
-        if (noise_sigma is None) == (feature_noise_sigma is None):
-            raise SpecError(
-                "smoothGradConfig needs exactly one of noiseSigma (noise_sigma=) or "
-                f"featureNoiseSigma (feature_noise_sigma=); received noiseSigma="
-                f"{noise_sigma!r}, featureNoiseSigma={feature_noise_sigma!r}."
-            )
-        self.noise_sigma = noise_sigma
-        self.feature_noise_sigma = _feature_sigmas(feature_noise_sigma)
-        self.noisy_sample_count = positive_int(noisy_sample_count, "noisySampleCount")
-
-    @classmethod
-    def accepts(cls, config):
-        return "smoothGradConfig" in config
-
-    @classmethod
-    def from_config(cls, config):
-        smooth = config.get("smoothGradConfig") or {}
-        return cls(
-            IntegratedGradients.from_config(
-                {k: v for k, v in config.items() if k != "smoothGradConfig"}
-            ).step_count,
-            noise_sigma=smooth.get("noiseSigma"),
-            feature_noise_sigma=smooth.get("featureNoiseSigma"),
-            noisy_sample_count=smooth.get("noisySampleCount", DEFAULT_NOISY_SAMPLE_COUNT),
-        )
+    def __init__(self, spec, spelling=None):
+        super().__init__(spec, spelling)
+        if spec.max_blur_sigma is not None:
+            raise MethodNotSupportedError(
+                f"{spec.VERTEX_KEY} with both smoothGradConfig and blurBaselineConfig is not "
+                "computed locally: keep one of them.")
+        smooth = spec.smooth_grad
+        self.noise_sigma = smooth.noise_sigma
+        self.feature_noise_sigma = smooth.feature_noise_sigma
+        self.noisy_sample_count = smooth.noisy_sample_count
 
     def describe(self):
         sigma = self.noise_sigma if self.noise_sigma is not None else self.feature_noise_sigma
@@ -85,9 +69,9 @@ class SmoothGrad(IntegratedGradients):
         unknown = sorted(set(self.feature_noise_sigma or ()) - set(problem.feature_names.values()))
         if unknown:
             raise SpecError(
-                f"featureNoiseSigma names {unknown}, which are not explained features "
-                f"(features: {sorted(problem.feature_names.values())})."
-            )
+                f"featureNoiseSigma ({self.spelling.name('feature_noise_sigma')}) names "
+                f"{unknown}, which are not explained features (features: "
+                f"{sorted(problem.feature_names.values())}).")
 
     def bind(self, problem):
         """The noise sigma of each model input (0 for unattributed ones)."""
@@ -136,20 +120,3 @@ class SmoothGrad(IntegratedGradients):
         if self.noise_sigma is not None:
             return float(self.noise_sigma)
         return float(self.feature_noise_sigma.get(feature_name, 0.0))
-
-
-def _feature_sigmas(value):
-    """Vertex `{"noiseSigma": [{"name", "sigma"}]}` or `{name: sigma}` -> `{name: sigma}`."""
-    if value is None:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("noiseSigma"), list):
-        try:
-            return {item["name"]: float(item["sigma"]) for item in value["noiseSigma"]}
-        except (KeyError, TypeError, ValueError) as e:
-            raise SpecError(
-                'featureNoiseSigma must be {"noiseSigma": [{"name": ..., "sigma": ...}]}; '
-                f"received {value!r}."
-            ) from e
-    if isinstance(value, dict):
-        return {str(name): float(sigma) for name, sigma in value.items()}
-    raise SpecError(f"featureNoiseSigma must be a dict; received {value!r}.")

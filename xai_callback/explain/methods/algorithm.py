@@ -1,24 +1,27 @@
-"""Shared base of the attribution methods: the problem, the result, the base class.
+"""What every attribution algorithm shares: the problem, the result, the base class.
 
 Each method builds "rows": model inputs on a path from a baseline to an
 instance (interpolation steps for integrated gradients, feature coalitions for
 Shapley), and sends the rows of all instances, outputs, baselines and steps
-through the model with the batched engine (`engine.py`) in a few large calls
-of at most `max_rows_per_call` rows, so the per-call overhead of a SavedModel
-signature is paid a handful of times, not once per step. A method is graph
-code only (`start`, `chunk`, `finish`): the Python explainer and the
-`xai_explain` signature run the same code.
+through the model with the batched engine (`explain/engine.py`) in a few large
+calls of at most `max_rows_per_call` rows, so the per-call overhead of a
+SavedModel signature is paid a handful of times, not once per step. A method
+is graph code (`start`, `chunk`, `finish`): the Python explainer and the
+`xai_explain` signature run the same code. A method that needs host code
+(XRAI's segmentation, blurred baselines) sets `in_graph = False` and
+implements `run_on_host` around graph methods.
 
-A method is one module with one `AttributionAlgorithm` subclass; defining the
-subclass registers it (see `method_classes`).
+A method is one module of this package with one `AttributionAlgorithm`
+subclass bound to its settings class of `xai_callback.spec.methods` (`SPEC`)
+and to the names it computes (`names`); defining the subclass registers it.
 """
 
 import dataclasses
 
 import numpy as np
 
-from xai_callback.errors import SpecError
-from xai_callback.explain.errors import MethodNotSupportedError
+from xai_callback.errors import MethodNotSupportedError
+from xai_callback.spec.options import PYTHON_SPELLING
 
 # Default chunk size: at most this many input values (summed over all input
 # tensors) per call, i.e. 4 MB of float32 inputs; activations are a multiple.
@@ -28,7 +31,7 @@ MAX_ROWS_PER_CALL = 8192
 # `approximationError` above this makes `explain` warn (the service's advice).
 APPROXIMATION_ERROR_WARNING = 0.05
 
-_REGISTRY = []
+_REGISTRY = {}  # method name -> AttributionAlgorithm subclass
 
 
 @dataclasses.dataclass
@@ -50,6 +53,7 @@ class Problem:
         frozen: `{key: bool [instances, *example_shape]}` positions of
             attributed inputs that keep the instance's value on every path
             (token padding), so their attribution is exactly 0.
+        modalities: `{key: "numeric" | "image"}` of the attributed inputs.
         players: `({key: int array of one example's shape}, count)`: the
             sampled Shapley player of each element; None: every element is
             one (see `granularity.FeatureLayout.player_maps`).
@@ -69,6 +73,7 @@ class Problem:
     unit_mask: object
     feature_names: dict
     frozen: dict = dataclasses.field(default_factory=dict)
+    modalities: dict = dataclasses.field(default_factory=dict)
     players: tuple = None
     max_rows_per_call: int = None
     seed: int = 0
@@ -93,11 +98,7 @@ class Problem:
 
     def rows_per_call(self):
         if self.max_rows_per_call is not None:
-            if int(self.max_rows_per_call) < 1:
-                raise ValueError(
-                    f"max_rows_per_call must be >= 1; received {self.max_rows_per_call!r}."
-                )
-            return int(self.max_rows_per_call)
+            return int(self.max_rows_per_call)  # checked by the explainer
         return default_rows_per_call(self.inputs)
 
 
@@ -113,11 +114,11 @@ class MethodResult:
 
 
 class AttributionAlgorithm:
-    """Base class of attribution methods.
+    """Base class of attribution algorithms.
 
-    Subclasses set `name` (what users pass as `method=`), `parameters_key`
-    (the Vertex `ExplanationParameters` field) and `override_paths` (Python
-    keyword -> path in that field's JSON), and implement `from_config` and the
+    A subclass binds its settings class of `xai_callback.spec.methods`
+    (`SPEC`) and the method names of `spec.methods.METHOD_NAMES` it computes
+    (`names`), takes the settings object in `__init__`, and implements the
     graph code run by `engine.run` / `engine.run_in_graph`: `rows_per_item`,
     `total_rows`, `chunk`, `finish` and optionally `start` and `bind`.
 
@@ -125,40 +126,43 @@ class AttributionAlgorithm:
 
     ```python
     class MyMethod(AttributionAlgorithm):
-        name = "my-method"
-        parameters_key = "myMethodAttribution"
-        override_paths = {"step_count": ("stepCount",)}
-
-        @classmethod
-        def from_config(cls, config): ...
+        SPEC = spec.methods.MyMethod          # its fields, defaults and limits
+        names = ("my-method",)
 
         def rows_per_item(self, state): ...        # rows of one work item (an int)
         def total_rows(self, state): ...           # graph: rows of all items
         def chunk(self, evaluate, state, start, stop): ...  # {"rows": ..., "items": ...}
         def finish(self, state, rows, items): ...  # {"attributions", "baseline_output", ...}
     ```
+
+    Args:
+        spec: the method's settings (an instance of `SPEC`).
+        spelling: how messages name options (`spec.options.Spelling`;
+            default None: as Python keywords).
     """
 
-    name = None
-    parameters_key = None
-    override_paths = {}
+    SPEC = None
+    names = ()
     # What lowers the approximation error, for the warning (see `precision_advice`).
     precision_hint = None
     needs_gradients = True
+    # False: `run_on_host` runs it (host code around graph methods), so no
+    # SavedModel signature can (see `spec.methods.AttributionMethod.IN_GRAPH`).
+    in_graph = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            _REGISTRY.append(cls)
+        for name in cls.names:
+            _REGISTRY[name] = cls
 
-    @classmethod
-    def accepts(cls, config):
-        """Whether a parameters entry under `parameters_key` means this method."""
-        return True
+    def __init__(self, spec, spelling=None):
+        self.spec = spec
+        self.spelling = spelling or PYTHON_SPELLING
 
-    @classmethod
-    def from_config(cls, config):
-        raise NotImplementedError
+    @property
+    def name(self):
+        """The method's name (its first of `names`), e.g. in `describe()`."""
+        return self.names[0]
 
     def bind(self, problem):
         """This method with what its graph code needs to know of `problem` statically."""
@@ -184,6 +188,11 @@ class AttributionAlgorithm:
     def finish(self, state, rows, items):
         raise NotImplementedError
 
+    def run_on_host(self, problem, run):
+        """Host code of a method with `in_graph = False`: its result (numpy), from
+        `run(problem, graph_method)` calls of the engine."""
+        raise NotImplementedError
+
     def check_inputs(self, problem):
         """Refuses inputs the method cannot attribute (gradients need floats)."""
         if not self.needs_gradients:
@@ -194,8 +203,8 @@ class AttributionAlgorithm:
                 raise MethodNotSupportedError(
                     f"{self.name} needs gradients, but feature "
                     f"'{problem.feature_names[key]}' is model input '{key}' of dtype "
-                    f"{dtype.name}, which has none. Use method='sampled-shapley', or "
-                    "export a model whose explained inputs are decoded floats "
+                    f"{dtype.name}, which has none. Use {self.spelling('method', 'sampled-shapley')}, "
+                    "or export a model whose explained inputs are decoded floats "
                     "(decode ids/strings in xai_preprocess)."
                 )
 
@@ -208,9 +217,9 @@ class AttributionAlgorithm:
         return self.precision_hint
 
 
-def method_classes():
-    """Registered `AttributionAlgorithm` subclasses, in definition order."""
-    return list(_REGISTRY)
+def registered():
+    """`{method name: AttributionAlgorithm subclass}` of the algorithms defined so far."""
+    return dict(_REGISTRY)
 
 
 def default_rows_per_call(inputs):
@@ -221,14 +230,3 @@ def default_rows_per_call(inputs):
     values_per_row = sum(max(1, int(np.prod([64 if d is None else d for d in t.shape[1:]])))
                          for t in inputs.values())
     return int(np.clip(MAX_VALUES_PER_CALL // values_per_row, 1, MAX_ROWS_PER_CALL))
-
-
-def positive_int(value, setting):
-    """`value` as an int >= 1, or a `SpecError` naming the setting."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number != value or number < 1:
-        raise SpecError(f"{setting} must be an integer >= 1; received {value!r}.")
-    return number

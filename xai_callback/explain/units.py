@@ -1,16 +1,18 @@
-"""The explanation of a batch as graph code: which outputs, the method, the report.
+"""The units of a batch (which outputs are explained), the method run on them, the report.
 
 Shared by the Python explainer (`Explainer.explain`, which runs it eagerly
 with the method's chunks compiled and looped from Python, `engine.run`) and by
 the `xai_explain` signature (`xai_callback.explain.signature`, which traces it
 into the SavedModel with the chunks in a `tf.while_loop`,
 `engine.run_in_graph`), so both compute the same numbers with the same code.
+Methods with host code (`in_graph = False`: XRAI, blur baselines) run only in
+the Python explainer.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.explain.base import Problem
+from xai_callback.explain.methods.algorithm import Problem
 
 
 def units_per_instance(example_shape, top_k=1, output_indices=None):
@@ -77,7 +79,8 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
             {"attributions", "baseline_output", "approximation_error"(,
             "reported")}`: `engine.run` (Python loop
             over compiled chunks) or a wrapper of `engine.run_in_graph`.
-        method: the `AttributionAlgorithm`.
+        method: the `AttributionAlgorithm` (one with `in_graph = False` only
+            from the Python explainer: `run` is then called by its host code).
         layout: the `granularity.FeatureLayout`.
         model_fn, output_key: the explained function and output.
         model_inputs: `{key: tensor}` inputs of `model_fn` for the batch.
@@ -117,13 +120,17 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
         unit_mask=unit_mask,
         feature_names=feature_names,
         frozen=frozen,
+        modalities={f.tensor_key: f.modality for f in layout.features if f.tensor_key in baselines},
         players=(layout.player_maps({k: s.as_list() for k, s in shapes.items()})
                  if all(s.is_fully_defined() for s in shapes.values()) else None),
         seed=seed,
         **problem_options,
     )
     method.check_inputs(problem)
-    if layout.reduces or frozen:
+    if not method.in_graph:
+        result = method.run_on_host(problem, run)
+        reported = layout.reduce(result["attributions"], unit_instance, frozen)
+    elif layout.reduces or frozen:
         result = run(problem, method, report=layout.reduce, report_key=layout.cache_key())
         reported = result.pop("reported")
     else:
