@@ -42,7 +42,7 @@ RAW = tf.TensorSpec([None, N_FEATURES], tf.float32, name="raw")
 FEATS = tf.TensorSpec([None, N_FEATURES], tf.float32, name="feats")
 RULES = ["signature_set", "xai_model_present", "preprocess_feeds_model", "serving_identity",
          "metadata_format", "metadata_names", "parameter_ranges", "one_method", "baselines",
-         "differentiability", "baselines_run", "explain_signature"]
+         "differentiability", "baselines_run", "explanations", "explain_signature"]
 
 
 def seed_signatures(model, serving_shift=SHIFT, preprocess_dtype=tf.float32,
@@ -401,7 +401,7 @@ def test_report_dict_and_text(broken_copy):
 
 def test_cli_validate_exit_codes_and_output(seed_export, broken_copy, tmp_path, capsys):
     assert main(["validate", seed_export]) == 0
-    assert "explanation-ready, 12 rules pass\n" in capsys.readouterr().out
+    assert "explanation-ready, 13 rules pass\n" in capsys.readouterr().out
 
     broken = broken_copy(parameters={"sampledShapleyAttribution": {"pathCount": 99}})
     assert main(["validate", broken, "--json"]) == 1

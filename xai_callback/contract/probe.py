@@ -17,7 +17,7 @@ Two outcomes differ in kind:
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError
+from xai_callback.errors import SpecError, short_message
 from xai_callback.spec.fields import Shown, describe
 from xai_callback.spec.metadata import attributed_fields
 from xai_callback.spec.methods import method_from_parameters
@@ -85,13 +85,10 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
     # A signature with a fixed batch size takes the sample as it is.
     path = inputs if fixed_batch else _path_batch(inputs, baselines)
     (_, output), = metadata["outputs"].items()
-    with tf.GradientTape() as tape:
-        for key in baselines:
-            tape.watch(path[key])
-        outputs = model_fn(**path)
-        score = _explained_score(outputs[output["outputTensorName"]],
-                                 parameters.get("outputIndices"), output["outputTensorName"])
-    grads = tape.gradient(score, {key: path[key] for key in baselines})
+    key = output["outputTensorName"]
+    # Run errors (keys, dtypes, shapes) surface here, before any gradient.
+    _explained_score(model_fn(**path)[key], parameters.get("outputIndices"), key)
+    grads = _graph_gradients(model_fn, path, list(baselines), key, parameters.get("outputIndices"))
     largest = {}
     for name, key in targets.items():
         if grads[key] is None:
@@ -102,6 +99,33 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
                 f"lookup on the path?): {_ADVICE}"))
         largest[name] = float(tf.reduce_max(tf.abs(grads[key])))
     return largest
+
+
+def _graph_gradients(model_fn, path, watched, output_key, output_indices):
+    """`{input key: gradient or None}` of the explained score, taken inside a `tf.function`.
+
+    `explain` differentiates inside compiled functions (`explain/engine.py`),
+    where TensorFlow builds gradients another way than an eager tape does
+    (loaded loops need their handle data: `contract/loaded.py`): the probe
+    takes the same route, so what it passes, `explain` can differentiate.
+
+    Raises:
+        SpecError: TensorFlow cannot build the gradient at all.
+    """
+    def gradients(path):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([path[key] for key in watched])
+            score = _explained_score(model_fn(**path)[output_key], output_indices, output_key)
+        return tape.gradient(score, {key: path[key] for key in watched})
+
+    try:
+        return tf.function(gradients, autograph=False)(path)
+    except (ValueError, LookupError, TypeError) as e:
+        raise SpecError(
+            f"The gradient of output {output_key!r} w.r.t. inputs {sorted(watched)} cannot be "
+            f"built inside a tf.function, as explanations build it ({type(e).__name__}: "
+            f"{short_message(e)}). Load exports with xai_callback.contract.loaded.load_export "
+            f"(recurrent layers' loops need it), or {_ADVICE}.") from e
 
 
 def zero_gradient_message(largest, metadata, when="on the exported weights"):

@@ -16,6 +16,7 @@ from xai_callback.publish import storage
 from xai_callback.contract import checks as verify
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.contract.checks import explained_inputs_from_sample
+from xai_callback.contract.loaded import load_export, restore_handle_data
 from xai_callback.signatures.samples import generate_sample
 from xai_callback.names import (
     FEATURES_FILE,
@@ -153,7 +154,8 @@ def validate(export_dir, sample=None, *, loaded=None):
     export_dir = str(export_dir)
     if loaded is None:
         require_saved_model(export_dir)
-        loaded = tf.saved_model.load(export_dir)
+        loaded = load_export(export_dir)
+    restore_handle_data(loaded)  # a caller's tf.saved_model.load: gradients as explain takes them
     export = _Export(export_dir, loaded.signatures, loaded)
     _read_signature_io(export)
     _read_sample(export, sample)
@@ -378,7 +380,7 @@ def _rule_differentiability(export, done):
         return skip(rule, blocker or "the metadata names or the method are wrong (see above)")
     try:
         crosscheck.check_method_inputs(export.metadata, export.parameters, export.inputs)
-        model_inputs, source = _model_inputs(export)
+        model_inputs, source = explained_batch(export)
         largest = probe_gradients(export.signatures[export.explained], export.metadata,
                                   export.parameters, model_inputs)
     except SpecError as e:
@@ -407,7 +409,7 @@ def _rule_baselines_run(export, done):
     if blocker or not (done["metadata_names"].passed and done["baselines"].passed):
         return skip(rule, blocker or "the metadata names or baselines are wrong (see above)")
     try:
-        model_inputs, source = _model_inputs(export)
+        model_inputs, source = explained_batch(export)
         first = {k: tf.convert_to_tensor(v)[:1] for k, v in model_inputs.items()}
         raw_first = ({k: tf.convert_to_tensor(v)[:1] for k, v in export.sample.items()}
                      if export.sample is not None else None)
@@ -488,7 +490,7 @@ def _output_unchanged(export, model, model_inputs, at_baselines):
     return None
 
 
-def _model_inputs(export):
+def explained_batch(export):
     """`(batch, source)` of explained-signature inputs, made once for the rules that run it."""
     if export.model_inputs is None:
         export.model_inputs = _read_model_inputs(export)
@@ -521,7 +523,9 @@ def _read_model_inputs(export):
 #   baselines               1-10 baselines each, scalar or one example's shape
 #   differentiability       XRAI on images; gradient methods reach every feature (probe)
 #   baselines_run           every baseline runs through the export; warns when the output ignores the features
+#   explanations            the stored method explains the sample through explain's engine; attributions add up
 #   explain_signature       xai_explain (when present) equals the Python explainer on the sample
+# (the last two are registered by xai_callback.explain.contract_rules)
 RULES = [
     ("signature_set", _rule_signature_set),
     ("xai_model_present", _rule_xai_model),

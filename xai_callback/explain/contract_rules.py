@@ -7,14 +7,50 @@ contract's `register_rule` adds them to every `validate` call.
 from xai_callback.contract.validation import (
     RUN_ERRORS,
     RuleResult,
+    explained_batch,
     metadata_blocker,
     read_features,
     register_rule,
     skip,
 )
 from xai_callback.errors import SpecError, short_message
+from xai_callback.explain.rehearsal import RehearsalError, rehearse_signatures
 from xai_callback.explain.signature import compare_with_explainer
 from xai_callback.names import SAMPLE_FILE, XAI_EXPLAIN
+
+# What the explanation needs to have passed before it is run.
+_EXPLANATION_NEEDS = ("metadata_names", "one_method", "baselines", "differentiability",
+                      "baselines_run")
+
+
+def explanations_rule(export, done):
+    """The stored method explains the first sample rows through `explain`'s engine, and
+    the attributions add up (`xai_callback.explain.rehearsal`)."""
+    rule = "explanations"
+    blocker = metadata_blocker(export, done)
+    if blocker or not all(done[r].passed for r in _EXPLANATION_NEEDS):
+        return skip(rule, blocker or "the rules above fail")
+    if not any(key.endswith("Attribution") for key in export.parameters) and (
+            "examples" in export.parameters):
+        return skip(rule, "example-based explanations come from a Vertex index, not the model")
+    if export.sample is not None:
+        sample, source = export.sample, export.sample_source
+    else:
+        try:
+            sample, source = explained_batch(export)
+        except (ValueError, *RUN_ERRORS) as e:
+            return skip(rule, f"no batch to explain ({short_message(e)})")
+    try:
+        done_ = rehearse_signatures(export.signatures, export.metadata, export.parameters, sample,
+                                    read_features(export), explained=export.explained)
+    except RehearsalError as e:
+        return RuleResult(rule, False, str(e))
+    if done_ is None:
+        return skip(rule, f"{source} fits neither '{export.explained}' nor xai_preprocess")
+    reason = done_.describe(source)
+    if done_.warning:
+        return RuleResult(rule, True, f"{reason}; WARNING: {done_.warning}", warning=True)
+    return RuleResult(rule, True, reason)
 
 
 def explain_signature_rule(export, done):
@@ -40,4 +76,5 @@ def explain_signature_rule(export, done):
                                   f"{export.sample_source} (largest relative difference {worst:.1e})")
 
 
+register_rule("explanations", explanations_rule)
 register_rule("explain_signature", explain_signature_rule)
