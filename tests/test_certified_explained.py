@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import xai_callback
 from completeness import assert_adds_up
-from conformance_models import reviews
+from conformance_models import discretization, reviews
 from serve_helpers import ThreadServer, request
 from xai_callback.contract.loaded import load_export, restore_handle_data
 from xai_callback.contract.probe import probe_gradients
@@ -68,7 +68,7 @@ def test_validate_passes_and_says_it_explained(rnn_export):
     report = xai_callback.validate(path)
     assert report.ok, str(report)
     explained = report["explanations"]
-    assert not explained.skipped and "integrated-gradients(stepCount=50) explains 2 instance(s)" in (
+    assert not explained.skipped and "integrated-gradients(stepCount=50) explains 4 instance(s)" in (
         explained.reason), explained.reason
 
 
@@ -248,3 +248,14 @@ def test_a_low_step_count_warns_and_passes(tmp_path):
     result = xai_callback.validate(path)["explanations"]
     assert result.passed and result.warning, result.reason
     assert "raise stepCount" in result.reason and "with stepCount 8" in result.reason
+
+
+def test_a_discretized_column_is_validated_and_explained(tmp_path):
+    """Issue 15: the one-hot `price` of a raw `price` (Discretization -> CategoryEncoding)
+    took the encoded baseline into the raw input: `baselines_run` failed ("Input to reshape
+    is a tensor with 4 values, but the requested shape has 1") where explain worked."""
+    path, instances = discretization(tmp_path / "export")
+    report = xai_callback.validate(path)
+    assert report.ok and not report["explanations"].skipped, str(report)
+    response = xai_callback.explain(path, instances)
+    assert_adds_up(response, path, tf.saved_model.load(path), instances, rtol=0.05)

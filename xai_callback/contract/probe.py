@@ -32,7 +32,7 @@ PROBE_ROWS = 4
 PROBE_VALUES = 65536
 
 
-def probe_gradients(model_fn, metadata, parameters, sample_inputs):
+def probe_gradients(model_fn, metadata, parameters, sample_inputs, cache=None):
     """The largest |gradient| of the explained output w.r.t. each feature on the IG path.
 
     Example:
@@ -51,6 +51,9 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
             `model_fn` inputs. Its first rows (up to `PROBE_ROWS`, fewer
             for large examples) are moved along the path from each
             feature's baseline (`PATH_ALPHAS`).
+        cache: a dict the compiled gradient is kept in for the next probe
+            of the same function (the exporter probes its live functions
+            before and after training); None: compiled afresh.
 
     Returns:
         `{feature name: largest |gradient|}` (0.0 when the gradient is all
@@ -88,7 +91,8 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
     key = output["outputTensorName"]
     # Run errors (keys, dtypes, shapes) surface here, before any gradient.
     _explained_score(model_fn(**path)[key], parameters.get("outputIndices"), key)
-    grads = _graph_gradients(model_fn, path, list(baselines), key, parameters.get("outputIndices"))
+    grads = _graph_gradients(model_fn, path, list(baselines), key, parameters.get("outputIndices"),
+                             cache)
     largest = {}
     for name, key in targets.items():
         if grads[key] is None:
@@ -101,7 +105,7 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
     return largest
 
 
-def _graph_gradients(model_fn, path, watched, output_key, output_indices):
+def _graph_gradients(model_fn, path, watched, output_key, output_indices, cache=None):
     """`{input key: gradient or None}` of the explained score, taken inside a `tf.function`.
 
     `explain` differentiates inside compiled functions (`explain/engine.py`),
@@ -118,8 +122,14 @@ def _graph_gradients(model_fn, path, watched, output_key, output_indices):
             score = _explained_score(model_fn(**path)[output_key], output_indices, output_key)
         return tape.gradient(score, {key: path[key] for key in watched})
 
+    key = (id(model_fn), tuple(watched), output_key, repr(output_indices))
     try:
-        return tf.function(gradients, autograph=False)(path)
+        if cache is None or key not in cache:
+            compiled = tf.function(gradients, autograph=False, reduce_retracing=True)
+            if cache is None:
+                return compiled(path)
+            cache[key] = (model_fn, compiled)  # model_fn kept: its id stays its own
+        return cache[key][1](path)
     except (ValueError, LookupError, TypeError) as e:
         raise SpecError(
             f"The gradient of output {output_key!r} w.r.t. inputs {sorted(watched)} cannot be "

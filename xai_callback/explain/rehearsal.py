@@ -34,8 +34,8 @@ from xai_callback.explain.settings import resolve_settings
 from xai_callback.names import XAI_MODEL, XAI_PREPROCESS
 from xai_callback.signatures.specs import signature_io
 
-# Rows explained: enough for two instances, fewer for large examples (images).
-REHEARSAL_ROWS = 2
+# Rows explained: a few instances (one could add up by chance), fewer for large examples (images).
+REHEARSAL_ROWS = 4
 REHEARSAL_VALUES = 65536
 # Allowed completeness gap, relative to |f(x) - f(baseline)|, by method name.
 COMPLETENESS = {"integrated-gradients": APPROXIMATION_ERROR_WARNING, "sampled-shapley": 1e-3}

@@ -201,6 +201,7 @@ class ExplainableExporter:
         }
         self._raw_extra = dict(extra_signatures or {})
         self._prepared = False
+        self._probes = {}  # compiled gradient probes of the live functions (contract/probe.py)
 
     # -- building -----------------------------------------------------------
 
@@ -296,7 +297,7 @@ class ExplainableExporter:
                     f"serving_default cannot run on the verification sample (sample= keys "
                     f"{sorted(self._sample)}): {type(e).__name__}: {short_message(e)}"
                 ) from e
-        self._probe(self._live())
+        self._probe(self._live(), live=True)
         if self._sample is not None:
             # The export's method through explain's engine: what it would refuse, refused now.
             from xai_callback.explain.rehearsal import check_before_training
@@ -309,8 +310,9 @@ class ExplainableExporter:
     def _live(self):
         return {name: fn.concrete_function() for name, fn in self.functions.items()}
 
-    def _probe(self, signatures):
-        """Gradient probe of `signatures`' `xai_model` along the IG path.
+    def _probe(self, signatures, live=False):
+        """Gradient probe of `signatures`' `xai_model` along the IG path (the live
+        functions' compiled probe is kept for the probe after training).
 
         Returns:
             `(largest |gradient| per feature, metadata)`; raises `SpecError`
@@ -322,7 +324,8 @@ class ExplainableExporter:
         if not self.explanation_spec.method.GRADIENT_BASED:
             return {}, metadata  # nothing to probe, no sample needed
         largest = probe_gradients(signatures[XAI_MODEL], metadata, parameters,
-                                  self._model_sample(signatures))
+                                  self._model_sample(signatures),
+                                  cache=self._probes if live else None)
         return largest, metadata
 
     def _probe_after_writing(self, signatures):
@@ -340,7 +343,7 @@ class ExplainableExporter:
             if has_loops(signatures[XAI_MODEL]):
                 largest, metadata = self._probe(signatures)
             else:
-                largest, metadata = self._probe(self._live())
+                largest, metadata = self._probe(self._live(), live=True)
         except SpecError as e:
             raise ExportVerificationError(
                 f"The reloaded export cannot be explained: {e}", signature=XAI_MODEL) from e
