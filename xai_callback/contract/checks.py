@@ -8,14 +8,7 @@ runs them on any SavedModel, ours or not.
 from xai_callback.errors import ExportVerificationError
 from xai_callback.names import SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS
 from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL, check_close
-# describe_spec and signature_io are also read through this module (`verify.describe_spec`
-# in validation and in `xai-callback inspect`).
-from xai_callback.signatures.specs import (  # noqa: F401
-    check_specs_match,
-    describe_spec,
-    explained_signature_name,
-    signature_io,
-)
+from xai_callback.signatures.specs import check_specs_match, explained_signature_name, signature_io
 
 
 def check_signature_set(signatures):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from xai_callback.contract import checks as verify
 from xai_callback.contract.checks import explained_inputs_from_sample
 from xai_callback.errors import SpecError
 from xai_callback.names import (
@@ -24,7 +23,9 @@ from xai_callback.names import (
 )
 from xai_callback.publish import storage
 from xai_callback.publish.provenance import read_provenance, verified_tolerances
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from xai_callback.signatures.samples import generate_sample
+from xai_callback.signatures.specs import explained_signature_name, signature_io
 from xai_callback.signatures.tensor_io import decode_tensor_dict
 from xai_callback.spec.explanation_spec import ExplanationSpec
 
@@ -67,16 +68,16 @@ def read_export(export_dir, loaded, sample=None):
 
 
 def _read_signature_io(export):
-    name = verify.explained_signature_name(export.signatures)
+    name = explained_signature_name(export.signatures)
     if name in export.signatures:
         export.explained = name
-        export.inputs, export.outputs = verify.signature_io(export.signatures[name])
+        export.inputs, export.outputs = signature_io(export.signatures[name])
 
 
 def _read_sample(export, sample):
     if sample is not None:
         export.sample_source = "the given sample"
-        specs = (verify.signature_io(export.signatures[SERVING_DEFAULT])[0]
+        specs = (signature_io(export.signatures[SERVING_DEFAULT])[0]
                  if SERVING_DEFAULT in export.signatures else {})
         export.sample = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype if k in specs else None)
                          for k, v in sample.items()}
@@ -100,7 +101,7 @@ def _read_tolerances(export):
     if recorded:
         export.tolerances, export.tolerances_source = recorded, "as the export was verified"
     else:
-        export.tolerances = {"rtol": verify.DEFAULT_RTOL, "atol": verify.DEFAULT_ATOL}
+        export.tolerances = {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL}
         export.tolerances_source = "the defaults"
 
 

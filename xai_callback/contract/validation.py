@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.publish import storage
-from xai_callback.contract import checks as verify
+from xai_callback.contract import checks
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.contract.loaded import load_export, restore_handle_data
 # RUN_ERRORS, explained_batch and read_features are also read through this module
@@ -35,7 +35,7 @@ from xai_callback.spec.metadata import attributed_fields, check_metadata_fields,
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
 from xai_callback.contract.probe import probe_gradients, zero_gradient_message
-from xai_callback.signatures.specs import same_spec
+from xai_callback.signatures.specs import describe_spec, same_spec, signature_io
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
 _RULE_ERRORS = (SpecError, TypeError, ExportVerificationError)
@@ -161,14 +161,14 @@ def skip(rule, reason):
 
 def _rule_signature_set(export, done):
     def check():
-        verify.check_serving_default_present(export.signatures)
+        checks.check_serving_default_present(export.signatures)
         return f"signatures {sorted(export.signatures.keys())} include '{SERVING_DEFAULT}'"
     return _result("signature_set", check)
 
 
 def _rule_xai_model(export, done):
     def check():
-        verify.check_xai_model_present(export.signatures)
+        checks.check_xai_model_present(export.signatures)
         return f"the service explains '{export.explained}'"
     return _result("xai_model_present", check)
 
@@ -179,7 +179,7 @@ def _rule_preprocess(export, done):
                           f"no '{XAI_PREPROCESS}' signature: nothing to match")
 
     def check():
-        verify.check_preprocess_feeds_model(export.signatures)
+        checks.check_preprocess_feeds_model(export.signatures)
         return f"'{XAI_PREPROCESS}' outputs equal '{XAI_MODEL}' inputs in keys, dtypes and shapes"
     return _result("preprocess_feeds_model", check)
 
@@ -196,7 +196,7 @@ def _rule_serving_identity(export, done):
 
     def check():
         try:
-            verify.check_serving_identity(export.signatures, export.sample, **export.tolerances)
+            checks.check_serving_identity(export.signatures, export.sample, **export.tolerances)
         except RUN_ERRORS as e:
             raise ExportVerificationError(
                 f"running the signatures on {export.sample_source} failed: "
@@ -318,7 +318,7 @@ def _rule_baselines_run(export, done):
         return skip(rule, f"no batch of '{export.explained}' inputs to run them on ({short_message(e)})")
     model = export.signatures[export.explained]
     preprocess = export.signatures.get(XAI_PREPROCESS)
-    preprocess_inputs = verify.signature_io(preprocess)[0] if preprocess is not None else {}
+    preprocess_inputs = signature_io(preprocess)[0] if preprocess is not None else {}
     at_baselines = dict(first)
     for name, body in export.metadata["inputs"].items():
         key, baselines = _attributed(body)
@@ -364,7 +364,7 @@ def _baseline_tensor(baseline, spec):
     if spec.dtype == tf.string:
         values = np.asarray(baseline, object)
         if not all(isinstance(v, str) for v in values.ravel()):
-            raise ValueError(f"input is {verify.describe_spec(spec)}: expected strings")
+            raise ValueError(f"input is {describe_spec(spec)}: expected strings")
         values = np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(values)
     else:
         values = np.asarray(baseline, spec.dtype.as_numpy_dtype)
