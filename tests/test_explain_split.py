@@ -118,7 +118,7 @@ def test_bad_empty_baseline_fails_validate_naming_the_feature(tmp_path_factory):
     with pytest.raises(SpecError, match=r"would not be explained.*Baseline '' of feature 'thal'"):
         export(inference_model, tmp_path_factory, "fs_refused", split=False, explanation_spec=spec)
     path = export(inference_model, tmp_path_factory, "fs_bad", split=False, explanation_spec=spec,
-                  verify=False)
+                  verify=False, sample={k: v[:4] for k, v in rows.items()})
     result = validate(path)["baselines_run"]
     assert result.status == "FAIL"
     assert "feature 'thal'" in result.reason and "baseline ''" in result.reason

@@ -169,7 +169,7 @@ def _settings(metadata, parameters):
     try:
         return resolve_settings(metadata, parameters)
     except _ERRORS as e:
-        raise RehearsalError(f"the explanation settings do not parse: {short_message(e)}") from e
+        raise RehearsalError(f"the stored explanation settings cannot run here: {short_message(e)}") from e
 
 
 def _explain(explainer, inputs, method, **overrides):
