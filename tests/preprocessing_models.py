@@ -61,10 +61,27 @@ def feature_space_models(rows=96, seed=0, epochs=1):
     `training_model` takes the encoded features, `inference_model` the raw
     dict, as in the tutorial.
     """
-    from keras.utils import FeatureSpace
-
     keras.utils.set_random_seed(seed)
     data, labels = heart_rows(rows, seed)
+    feature_space = heart_feature_space(data)
+    flat = {k: v[:, 0] for k, v in data.items()}
+    encoded = feature_space.get_encoded_features()
+    x = keras.layers.Dense(16, activation="relu")(encoded)
+    x = keras.layers.Dropout(0.5)(x)
+    output = keras.layers.Dense(1, activation="sigmoid")(x)
+    training_model = keras.Model(inputs=encoded, outputs=output)
+    training_model.compile("adam", "binary_crossentropy")
+    preprocessed = tf.data.Dataset.from_tensor_slices((flat, labels)).batch(32).map(
+        lambda x, y: (feature_space(x), y))
+    training_model.fit(preprocessed, epochs=epochs, verbose=0, shuffle=False)
+    inference_model = keras.Model(inputs=feature_space.get_inputs(), outputs=output)
+    return feature_space, training_model, inference_model, data
+
+
+def heart_feature_space(data):
+    """The tutorial's FeatureSpace (lookups without OOV, Discretization, a cross), adapted."""
+    from keras.utils import FeatureSpace
+
     feature_space = FeatureSpace(
         features={
             "sex": FeatureSpace.integer_categorical(num_oov_indices=0),
@@ -78,17 +95,7 @@ def feature_space_models(rows=96, seed=0, epochs=1):
     )
     flat = {k: v[:, 0] for k, v in data.items()}
     feature_space.adapt(tf.data.Dataset.from_tensor_slices(flat).batch(32))
-    encoded = feature_space.get_encoded_features()
-    x = keras.layers.Dense(16, activation="relu")(encoded)
-    x = keras.layers.Dropout(0.5)(x)
-    output = keras.layers.Dense(1, activation="sigmoid")(x)
-    training_model = keras.Model(inputs=encoded, outputs=output)
-    training_model.compile("adam", "binary_crossentropy")
-    preprocessed = tf.data.Dataset.from_tensor_slices((flat, labels)).batch(32).map(
-        lambda x, y: (feature_space(x), y))
-    training_model.fit(preprocessed, epochs=epochs, verbose=0, shuffle=False)
-    inference_model = keras.Model(inputs=feature_space.get_inputs(), outputs=output)
-    return feature_space, training_model, inference_model, data
+    return feature_space
 
 
 def reviews(rows=96, seed=0, length=(3, 7)):
@@ -124,6 +131,13 @@ def wide_deep_model(rows=96, seed=0, epochs=1):
     """keras.io wide & deep: a categorical one-hot (wide) and embedded (deep), a cross."""
     keras.utils.set_random_seed(seed)
     data, labels = petfinder_rows(rows, seed)
+    model, data = build_wide_deep(data)
+    _fit(model, data, labels, epochs)
+    return model, data
+
+
+def build_wide_deep(data):
+    """The wide & deep model, compiled, and the columns of `data` it takes."""
     color = keras.Input(shape=(1,), name="Color1", dtype="string")
     kind = keras.Input(shape=(1,), name="Type", dtype="string")
     fee = keras.Input(shape=(1,), name="Fee")
@@ -142,9 +156,7 @@ def wide_deep_model(rows=96, seed=0, epochs=1):
     output = keras.layers.Dense(1, activation="sigmoid", name="adopted")(x)
     model = keras.Model([color, kind, fee], output)
     model.compile("adam", "binary_crossentropy")
-    data = {k: data[k] for k in ("Color1", "Type", "Fee")}
-    _fit(model, data, labels, epochs)
-    return model, data
+    return model, {k: data[k] for k in ("Color1", "Type", "Fee")}
 
 
 def _column_dict(data):

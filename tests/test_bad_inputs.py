@@ -163,6 +163,9 @@ CASES = [
     ("model-casts-to-int", ok_dir, dict(model_fn=(lambda feats: {"score": tf.cast(
         tf.reduce_sum(tf.cast(feats, tf.int32), axis=1, keepdims=True), tf.float32)}, FEATS)),
      ValueError, ["feature 'feats'", "`gradient` got None"], {}),
+    ("gradients-miss-the-output", ok_dir, dict(model_fn=(lambda feats: {"score": tf.reduce_sum(
+        feats + tf.stop_gradient(tf.round(feats * 10.0) / 2.0 - feats), axis=1, keepdims=True)}, FEATS)),
+     ValueError, ["would not be explained", "do not add up", "Feature 'feats'", "SampledShapley()"], {}),
     ("sample-wrong-shape", ok_dir, dict(sample={"feats": np.zeros((2, 3), "float32")}), ValueError,
      ["sample=", "'feats'", "float32[None,4]", "[3]"], {}),
     ("sample-is-a-dataset", ok_dir, dict(sample=tf.data.Dataset.from_tensor_slices(np.zeros((2, 4)))),

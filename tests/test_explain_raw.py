@@ -247,7 +247,7 @@ def test_token_ids_that_do_not_fit_are_named(text):
 @pytest.fixture(scope="module")
 def strict_empty_baseline(tmp_path_factory):
     return se.strict_lookup_export(tmp_path_factory.mktemp("strict") / "1", "",
-                                   SampledShapley(path_count=4))
+                                   SampledShapley(path_count=4), verify=False)
 
 
 def test_validate_fails_naming_the_feature_and_baseline(strict_empty_baseline):
@@ -281,7 +281,9 @@ def test_cli_shows_no_traceback(strict_empty_baseline, tmp_path, capsys):
 
 
 def test_string_feature_without_string_baseline(tmp_path):
-    path = se.strict_lookup_export(tmp_path / "1", None, SampledShapley(path_count=4))
+    with pytest.raises(SpecError, match=r"would not be explained.*'Type' is the string input"):
+        se.strict_lookup_export(tmp_path / "0", None, SampledShapley(path_count=4))
+    path = se.strict_lookup_export(tmp_path / "1", None, SampledShapley(path_count=4), verify=False)
     assert "feature 'Type'" in validate(path)["baselines_run"].reason
     with pytest.raises(SpecError, match=r"'Type' is the string input 'Type'.*baseline 0 is not a string"):
         explain(path, [{"Type": "Cat", "Fee": 10.0}], validate=False)

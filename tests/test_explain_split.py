@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import ExplanationSpec, Feature, SampledShapley, export_explainable_model, validate
+from xai_callback.errors import SpecError
 from xai_callback.explain import explain, load_explainer
 from xai_callback.explain.instances import instances_to_tensors
 from xai_callback.explain.signature import signature_outputs
@@ -114,7 +115,10 @@ def test_bad_empty_baseline_fails_validate_naming_the_feature(tmp_path_factory):
         Feature("thal", baselines=[""]), Feature("sex", baselines=[0]), Feature("cp", baselines=[0]),
         Feature("age", baselines=[50.0]), Feature("chol", baselines=[200.0])],
         method=SampledShapley(path_count=4))
-    path = export(inference_model, tmp_path_factory, "fs_bad", split=False, explanation_spec=spec)
+    with pytest.raises(SpecError, match=r"would not be explained.*Baseline '' of feature 'thal'"):
+        export(inference_model, tmp_path_factory, "fs_refused", split=False, explanation_spec=spec)
+    path = export(inference_model, tmp_path_factory, "fs_bad", split=False, explanation_spec=spec,
+                  verify=False, sample={k: v[:4] for k, v in rows.items()})
     result = validate(path)["baselines_run"]
     assert result.status == "FAIL"
     assert "feature 'thal'" in result.reason and "baseline ''" in result.reason

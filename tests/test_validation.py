@@ -42,7 +42,7 @@ RAW = tf.TensorSpec([None, N_FEATURES], tf.float32, name="raw")
 FEATS = tf.TensorSpec([None, N_FEATURES], tf.float32, name="feats")
 RULES = ["signature_set", "xai_model_present", "preprocess_feeds_model", "serving_identity",
          "metadata_format", "metadata_names", "parameter_ranges", "one_method", "baselines",
-         "differentiability", "baselines_run", "explain_signature", "routes"]
+         "differentiability", "baselines_run", "routes", "explanations", "explain_signature"]
 
 
 def seed_signatures(model, serving_shift=SHIFT, preprocess_dtype=tf.float32,

@@ -17,7 +17,7 @@ Two outcomes differ in kind:
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError
+from xai_callback.errors import SpecError, short_message
 from xai_callback.spec.fields import Shown, describe
 from xai_callback.spec.metadata import attributed_fields
 from xai_callback.spec.methods import method_from_parameters
@@ -32,7 +32,7 @@ PROBE_ROWS = 4
 PROBE_VALUES = 65536
 
 
-def probe_gradients(model_fn, metadata, parameters, sample_inputs):
+def probe_gradients(model_fn, metadata, parameters, sample_inputs, cache=None):
     """The largest |gradient| of the explained output w.r.t. each feature on the IG path.
 
     Example:
@@ -51,6 +51,9 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
             `model_fn` inputs. Its first rows (up to `PROBE_ROWS`, fewer
             for large examples) are moved along the path from each
             feature's baseline (`PATH_ALPHAS`).
+        cache: a dict the compiled gradient is kept in for the next probe
+            of the same function (the exporter probes its live functions
+            before and after training); None: compiled afresh.
 
     Returns:
         `{feature name: largest |gradient|}` (0.0 when the gradient is all
@@ -85,13 +88,11 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
     # A signature with a fixed batch size takes the sample as it is.
     path = inputs if fixed_batch else _path_batch(inputs, baselines)
     (_, output), = metadata["outputs"].items()
-    with tf.GradientTape() as tape:
-        for key in baselines:
-            tape.watch(path[key])
-        outputs = model_fn(**path)
-        score = _explained_score(outputs[output["outputTensorName"]],
-                                 parameters.get("outputIndices"), output["outputTensorName"])
-    grads = tape.gradient(score, {key: path[key] for key in baselines})
+    key = output["outputTensorName"]
+    # Run errors (keys, dtypes, shapes) surface here, before any gradient.
+    _explained_score(model_fn(**path)[key], parameters.get("outputIndices"), key)
+    grads = _graph_gradients(model_fn, path, list(baselines), key, parameters.get("outputIndices"),
+                             cache)
     largest = {}
     for name, key in targets.items():
         if grads[key] is None:
@@ -102,6 +103,39 @@ def probe_gradients(model_fn, metadata, parameters, sample_inputs):
                 f"lookup on the path?): {_ADVICE}"))
         largest[name] = float(tf.reduce_max(tf.abs(grads[key])))
     return largest
+
+
+def _graph_gradients(model_fn, path, watched, output_key, output_indices, cache=None):
+    """`{input key: gradient or None}` of the explained score, taken inside a `tf.function`.
+
+    `explain` differentiates inside compiled functions (`explain/engine.py`),
+    where TensorFlow builds gradients another way than an eager tape does
+    (loaded loops need their handle data: `contract/loaded.py`): the probe
+    takes the same route, so what it passes, `explain` can differentiate.
+
+    Raises:
+        SpecError: TensorFlow cannot build the gradient at all.
+    """
+    def gradients(path):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([path[key] for key in watched])
+            score = _explained_score(model_fn(**path)[output_key], output_indices, output_key)
+        return tape.gradient(score, {key: path[key] for key in watched})
+
+    key = (id(model_fn), tuple(watched), output_key, repr(output_indices))
+    try:
+        if cache is None or key not in cache:
+            compiled = tf.function(gradients, autograph=False, reduce_retracing=True)
+            if cache is None:
+                return compiled(path)
+            cache[key] = (model_fn, compiled)  # model_fn kept: its id stays its own
+        return cache[key][1](path)
+    except (ValueError, LookupError, TypeError) as e:
+        raise SpecError(
+            f"The gradient of output {output_key!r} w.r.t. inputs {sorted(watched)} cannot be "
+            f"built inside a tf.function, as explanations build it ({type(e).__name__}: "
+            f"{short_message(e)}). Load exports with xai_callback.contract.loaded.load_export "
+            f"(recurrent layers' loops need it), or {_ADVICE}.") from e
 
 
 def zero_gradient_message(largest, metadata, when="on the exported weights"):

@@ -14,34 +14,31 @@ import tensorflow as tf
 
 from xai_callback.publish import storage
 from xai_callback.contract import checks
-from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
-from xai_callback.signatures.specs import describe_spec, explained_signature_name, signature_io
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
-from xai_callback.contract.checks import explained_inputs_from_sample
-from xai_callback.signatures.samples import generate_sample
+from xai_callback.contract.loaded import load_export, restore_handle_data
+# RUN_ERRORS, explained_batch and read_features are also read through this module
+# (by the rules `xai_callback.explain` registers).
+from xai_callback.contract.export_view import (  # noqa: F401
+    RUN_ERRORS,
+    explained_batch,
+    read_export,
+    read_features,
+)
 from xai_callback.names import (
-    FEATURES_FILE,
     SAMPLE_FILE,
     SERVING_DEFAULT,
-    VERTEX_METADATA_FILE,
-    VERTEX_PARAMETERS_FILE,
     XAI_MODEL,
     XAI_PREPROCESS,
-    extra_path,
 )
 from xai_callback.spec import crosscheck
-from xai_callback.spec.explanation_spec import ExplanationSpec
 from xai_callback.spec.metadata import attributed_fields, check_metadata_fields, output_from_metadata
-from xai_callback.publish.provenance import read_provenance, verified_tolerances
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
 from xai_callback.contract.probe import probe_gradients, zero_gradient_message
-from xai_callback.signatures.tensor_io import decode_tensor_dict
+from xai_callback.signatures.specs import describe_spec, same_spec, signature_io
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
 _RULE_ERRORS = (SpecError, TypeError, ExportVerificationError)
-# Errors of running a signature on a sample (wrong keys, dtypes, shapes).
-RUN_ERRORS = (tf.errors.OpError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -112,30 +109,6 @@ class ValidationReport:
             raise ExportVerificationError(str(self))
 
 
-@dataclass
-class _Export:
-    """What the rules read, gathered once."""
-
-    export_dir: str
-    signatures: object
-    loaded: object  # keeps the signatures' variables alive
-    explained: str = None  # name of the explained signature, if it exists
-    inputs: dict = None
-    outputs: dict = None
-    sample: dict = None  # serving_default inputs
-    sample_source: str = None
-    sample_error: str = None
-    metadata: dict = None
-    metadata_source: str = None
-    metadata_error: str = None
-    parameters: dict = None
-    parameters_source: str = None
-    parameters_error: str = None
-    tolerances: dict = None  # rtol/atol of the output comparisons
-    tolerances_source: str = None
-    model_inputs: tuple = None  # (batch, source) of the explained signature: `_model_inputs`
-
-
 def validate(export_dir, sample=None, *, loaded=None):
     """Checks a SavedModel against every rule of the explanation contract.
 
@@ -155,12 +128,9 @@ def validate(export_dir, sample=None, *, loaded=None):
     export_dir = str(export_dir)
     if loaded is None:
         require_saved_model(export_dir)
-        loaded = tf.saved_model.load(export_dir)
-    export = _Export(export_dir, loaded.signatures, loaded)
-    _read_signature_io(export)
-    _read_sample(export, sample)
-    _read_tolerances(export)
-    _read_explanation(export)
+        loaded = load_export(export_dir)
+    restore_handle_data(loaded)  # a caller's tf.saved_model.load: gradients as explain takes them
+    export = read_export(export_dir, loaded, sample)
     results = {}
     for name, rule in RULES:
         results[name] = rule(export, results)
@@ -175,75 +145,6 @@ def require_saved_model(export_dir):
         raise FileNotFoundError(
             f"{export_dir} is not a SavedModel directory (no saved_model.pb or "
             "saved_model.pbtxt in it).")
-
-
-def _read_signature_io(export):
-    name = explained_signature_name(export.signatures)
-    if name in export.signatures:
-        export.explained = name
-        export.inputs, export.outputs = signature_io(export.signatures[name])
-
-
-def _read_sample(export, sample):
-    if sample is not None:
-        export.sample_source = "the given sample"
-        specs = (signature_io(export.signatures[SERVING_DEFAULT])[0]
-                 if SERVING_DEFAULT in export.signatures else {})
-        export.sample = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype if k in specs else None)
-                         for k, v in sample.items()}
-        return
-    path = extra_path(export.export_dir, SAMPLE_FILE)
-    if not storage.exists(path):
-        return
-    export.sample_source = f"the stored sample ({path})"
-    try:
-        export.sample = decode_tensor_dict(storage.read_json(path))
-    except (ValueError, KeyError, TypeError, tf.errors.OpError) as e:
-        export.sample_error = f"cannot decode {path}: {e}"
-
-
-def _read_tolerances(export):
-    """The tolerances the export was verified with, else the exporter's defaults."""
-    try:
-        recorded = verified_tolerances(read_provenance(export.export_dir))
-    except ValueError:  # an unreadable provenance file: not one of ours to trust
-        recorded = None
-    if recorded:
-        export.tolerances, export.tolerances_source = recorded, "as the export was verified"
-    else:
-        export.tolerances = {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL}
-        export.tolerances_source = "the defaults"
-
-
-def _read_explanation(export):
-    default = ExplanationSpec()
-
-    def default_metadata():
-        if export.inputs is None:
-            raise SpecError("the export has no explained signature to derive them from")
-        return default.to_vertex(export.inputs, export.outputs)[0]
-
-    export.metadata, export.metadata_source, export.metadata_error = _read_json_or_default(
-        export, VERTEX_METADATA_FILE, default_metadata,
-        "the default metadata (every input a numeric feature, zero baseline, the single output)")
-    export.parameters, export.parameters_source, export.parameters_error = _read_json_or_default(
-        export, VERTEX_PARAMETERS_FILE, default.parameters_json,
-        "the default parameters (integrated gradients, 50 steps)")
-
-
-def _read_json_or_default(export, filename, make_default, default_text):
-    """`(value, source, error)`: the stored JSON, else the default, else why not."""
-    path = extra_path(export.export_dir, filename)
-    if storage.exists(path):
-        try:
-            return storage.read_json(path), f"from {path}", None
-        except ValueError as e:  # json.JSONDecodeError
-            return None, f"from {path}", f"{path} is not valid JSON: {e}"
-    source = f"no {filename} in the export, so checked {default_text}"
-    try:
-        return make_default(), source, None
-    except SpecError as e:
-        return None, source, f"{source}, which do not apply: {e}"
 
 
 def _result(rule, check):
@@ -380,7 +281,7 @@ def _rule_differentiability(export, done):
         return skip(rule, blocker or "the metadata names or the method are wrong (see above)")
     try:
         crosscheck.check_method_inputs(export.metadata, export.parameters, export.inputs)
-        model_inputs, source = _model_inputs(export)
+        model_inputs, source = explained_batch(export)
         largest = probe_gradients(export.signatures[export.explained], export.metadata,
                                   export.parameters, model_inputs)
     except SpecError as e:
@@ -409,7 +310,7 @@ def _rule_baselines_run(export, done):
     if blocker or not (done["metadata_names"].passed and done["baselines"].passed):
         return skip(rule, blocker or "the metadata names or baselines are wrong (see above)")
     try:
-        model_inputs, source = _model_inputs(export)
+        model_inputs, source = explained_batch(export)
         first = {k: tf.convert_to_tensor(v)[:1] for k, v in model_inputs.items()}
         raw_first = ({k: tf.convert_to_tensor(v)[:1] for k, v in export.sample.items()}
                      if export.sample is not None else None)
@@ -428,8 +329,11 @@ def _rule_baselines_run(export, done):
             except ValueError as e:
                 return RuleResult(rule, False, f"feature {name!r}: baseline {baseline!r}: {e}")
             runs = [(export.explained, model, {**first, key: value})]
+            # Through xai_preprocess too when it takes the same tensor under that key (a
+            # raw input passed through); not an encoded one named like its raw column
+            # (a one-hot `price` of a raw `price`), which the raw input cannot take.
             if (raw_first is not None and key in preprocess_inputs
-                    and preprocess_inputs[key].dtype == spec.dtype):
+                    and same_spec(preprocess_inputs[key], spec)):
                 runs.append((XAI_PREPROCESS, preprocess, {**raw_first, key: value}))
             for signature, fn, inputs in runs:
                 try:
@@ -446,11 +350,6 @@ def _rule_baselines_run(export, done):
     if flat:
         return RuleResult(rule, True, f"{reason}; WARNING: {flat}", warning=True)
     return RuleResult(rule, True, reason)
-
-
-def read_features(export):
-    path = extra_path(export.export_dir, FEATURES_FILE)
-    return storage.read_json(path) if storage.exists(path) else None
 
 
 def _attributed(body):
@@ -490,27 +389,6 @@ def _output_unchanged(export, model, model_inputs, at_baselines):
     return None
 
 
-def _model_inputs(export):
-    """`(batch, source)` of explained-signature inputs, made once for the rules that run it."""
-    if export.model_inputs is None:
-        export.model_inputs = _read_model_inputs(export)
-    return export.model_inputs
-
-
-def _read_model_inputs(export):
-    """A batch of explained-signature inputs: from the sample, else generated."""
-    if export.sample is not None:
-        try:
-            inputs = explained_inputs_from_sample(export.signatures, export.sample)
-        except RUN_ERRORS:
-            inputs = None  # serving_identity reports it; probe on a generated batch instead
-        if inputs is not None:
-            through = f" through {XAI_PREPROCESS}" if XAI_PREPROCESS in export.signatures else ""
-            return inputs, export.sample_source + through
-    return (generate_sample(export.inputs, owner=export.explained),
-            "a generated batch (uniform floats in [0, 1))")
-
-
 # The contract's rules, in report order:
 #   signature_set           serving_default exists
 #   xai_model_present       more than one signature -> one is named xai_model
@@ -523,7 +401,9 @@ def _read_model_inputs(export):
 #   baselines               1-10 baselines each, scalar or one example's shape
 #   differentiability       XRAI on images; gradient methods reach every feature (probe)
 #   baselines_run           every baseline runs through the export; warns when the output ignores the features
+#   explanations            the stored method explains the sample through explain's engine; attributions add up
 #   explain_signature       xai_explain (when present) equals the Python explainer on the sample
+# (the last two are registered by xai_callback.explain.contract_rules)
 RULES = [
     ("signature_set", _rule_signature_set),
     ("xai_model_present", _rule_xai_model),

@@ -7,6 +7,7 @@ contract's `register_rule` adds them to every `validate` call.
 from xai_callback.contract.validation import (
     RUN_ERRORS,
     RuleResult,
+    explained_batch,
     metadata_blocker,
     read_features,
     register_rule,
@@ -15,10 +16,45 @@ from xai_callback.contract.validation import (
 from xai_callback.errors import MethodNotSupportedError, SpecError, short_message
 from xai_callback.explain.images import saliency_core
 from xai_callback.explain.methods import algorithm_for
+from xai_callback.explain.rehearsal import RehearsalError, rehearse_signatures
 from xai_callback.explain.signature import compare_with_explainer
 from xai_callback.names import SAMPLE_FILE, XAI_EXPLAIN
 from xai_callback.spec.limits import LOCAL_LIMITS
 from xai_callback.spec.methods import method_from_parameters
+
+# What the explanation needs to have passed before it is run.
+_EXPLANATION_NEEDS = ("metadata_names", "one_method", "baselines", "differentiability",
+                      "baselines_run", "routes")
+
+
+def explanations_rule(export, done):
+    """The stored method explains the first sample rows through `explain`'s engine, and
+    the attributions add up (`xai_callback.explain.rehearsal`)."""
+    rule = "explanations"
+    blocker = metadata_blocker(export, done)
+    if blocker or not all(done[r].passed for r in _EXPLANATION_NEEDS):
+        return skip(rule, blocker or "the rules above fail")
+    if not any(key.endswith("Attribution") for key in export.parameters) and (
+            "examples" in export.parameters):
+        return skip(rule, "example-based explanations come from a Vertex index, not the model")
+    if export.sample is not None:
+        sample, source = export.sample, export.sample_source
+    else:
+        try:
+            sample, source = explained_batch(export)
+        except (ValueError, *RUN_ERRORS) as e:
+            return skip(rule, f"no batch to explain ({short_message(e)})")
+    try:
+        done_ = rehearse_signatures(export.signatures, export.metadata, export.parameters, sample,
+                                    read_features(export), explained=export.explained)
+    except RehearsalError as e:
+        return RuleResult(rule, False, str(e))
+    if done_ is None:
+        return skip(rule, f"{source} fits neither '{export.explained}' nor xai_preprocess")
+    reason = done_.describe(source)
+    if done_.warning:
+        return RuleResult(rule, True, f"{reason}; WARNING: {done_.warning}", warning=True)
+    return RuleResult(rule, True, reason)
 
 
 def explain_signature_rule(export, done):
@@ -74,5 +110,6 @@ def routes_rule(export, done):
     return RuleResult(rule, True, reason)
 
 
-register_rule("explain_signature", explain_signature_rule)
 register_rule("routes", routes_rule)
+register_rule("explanations", explanations_rule)
+register_rule("explain_signature", explain_signature_rule)

@@ -6,8 +6,6 @@ The service runs `xai_preprocess` on the instances, feeds its output into
 `serving_default` itself.
 """
 
-import tensorflow as tf
-
 from xai_callback.publish import storage
 from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.explainer import Explainer
@@ -22,10 +20,11 @@ from xai_callback.names import (
 )
 from xai_callback.contract.validation import validate as validate_export
 from xai_callback.contract.checks import check_signature_set
+from xai_callback.contract.loaded import load_export, restore_handle_data
 from xai_callback.signatures.specs import explained_signature_name, same_spec, signature_io
 
 # Validation rules about the export's stored method (see `_raise_for_failures`).
-STORED_METHOD_RULES = ("parameter_ranges", "one_method", "differentiability")
+STORED_METHOD_RULES = ("parameter_ranges", "one_method", "differentiability", "explanations")
 
 
 class ExportExplainer(Explainer):
@@ -101,7 +100,8 @@ def load_explainer(export_dir, validate=True, *, loaded=None, **explainer_option
     if not storage.exists(export_dir):
         raise ExportVerificationError(f"No export at {export_dir!r}.")
     if loaded is None:
-        loaded = tf.saved_model.load(export_dir)
+        loaded = load_export(export_dir)
+    restore_handle_data(loaded)  # gradients of loops inside tf.function (contract/loaded.py)
     signatures = loaded.signatures
     check_signature_set(signatures)
     explained = explained_signature_name(signatures)

@@ -39,6 +39,7 @@ from xai_callback.signatures.functions import check_preprocess_output, compose
 from xai_callback.signatures.keras_models import as_signature_function, model_signature_function
 from xai_callback.signatures.samples import GENERATED_SAMPLE_ROWS, generate_sample
 from xai_callback.contract.checks import explained_inputs_from_sample
+from xai_callback.contract.loaded import load_export
 from xai_callback.signatures.tensor_io import encode_tensor_dict
 from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from xai_callback.contract.checks import (
@@ -200,6 +201,7 @@ class ExplainableExporter:
         }
         self._raw_extra = dict(extra_signatures or {})
         self._prepared = False
+        self._probes = {}  # compiled gradient probes of the live functions (contract/probe.py)
 
     # -- building -----------------------------------------------------------
 
@@ -295,10 +297,22 @@ class ExplainableExporter:
                     f"serving_default cannot run on the verification sample (sample= keys "
                     f"{sorted(self._sample)}): {type(e).__name__}: {short_message(e)}"
                 ) from e
-        self._probe_live()
+        self._probe(self._live(), live=True)
+        if self._sample is not None:
+            # The export's method through explain's engine: what it would refuse, refused now.
+            from xai_callback.explain.rehearsal import check_before_training
 
-    def _probe_live(self):
-        """Gradient probe of the live `xai_model` along the IG path.
+            model_fn = self.functions[XAI_MODEL]
+            check_before_training(self._live(), *self._build_spec(
+                dict(model_fn.input_specs), model_fn.output_specs()), self._sample,
+                self.preprocessing.plan.features_description() if self.preprocessing.plan else None)
+
+    def _live(self):
+        return {name: fn.concrete_function() for name, fn in self.functions.items()}
+
+    def _probe(self, signatures, live=False):
+        """Gradient probe of `signatures`' `xai_model` along the IG path (the live
+        functions' compiled probe is kept for the probe after training).
 
         Returns:
             `(largest |gradient| per feature, metadata)`; raises `SpecError`
@@ -306,24 +320,33 @@ class ExplainableExporter:
         """
         from xai_callback.contract.probe import probe_gradients
 
-        model_fn = self.functions[XAI_MODEL]
-        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_fn.output_specs())
+        metadata, parameters = self._build_spec(*signature_io(signatures[XAI_MODEL]))
         if not self.explanation_spec.method.GRADIENT_BASED:
             return {}, metadata  # nothing to probe, no sample needed
-        live = {name: fn.concrete_function() for name, fn in self.functions.items()}
-        largest = probe_gradients(live[XAI_MODEL], metadata, parameters, self._model_sample(live))
+        largest = probe_gradients(signatures[XAI_MODEL], metadata, parameters,
+                                  self._model_sample(signatures),
+                                  cache=self._probes if live else None)
         return largest, metadata
 
-    def _warn_zero_gradients(self):
-        """After writing only a warning: zero gradients come from the trained
-        weights (a saturated sigmoid, dead ReLUs), not from a broken export."""
+    def _probe_after_writing(self, signatures):
+        """The reloaded `xai_model`'s gradients where loading can change them (loops:
+        contract/loaded.py), else the live ones (cheap: traced in prepare()).
+
+        No gradient on the reloaded export fails the export; all-zero gradients
+        only warn: they come from the trained weights (a saturated sigmoid,
+        dead ReLUs), not from a broken export.
+        """
+        from xai_callback.contract.loaded import has_loops
         from xai_callback.contract.probe import zero_gradient_message
 
         try:
-            largest, metadata = self._probe_live()
-        except SpecError as e:  # structural problems were refused in prepare()
-            warnings.warn(f"Gradient probe after writing: {e}", stacklevel=4)
-            return
+            if has_loops(signatures[XAI_MODEL]):
+                largest, metadata = self._probe(signatures)
+            else:
+                largest, metadata = self._probe(self._live(), live=True)
+        except SpecError as e:
+            raise ExportVerificationError(
+                f"The reloaded export cannot be explained: {e}", signature=XAI_MODEL) from e
         message = zero_gradient_message(largest, metadata)
         if message:
             warnings.warn(message, stacklevel=4)
@@ -398,10 +421,10 @@ class ExplainableExporter:
             # Metadata is derived from what was actually saved, after reloading.
             # Keep the loaded object alive: its signatures hold only weak
             # references to its variables.
-            loaded = distribute.outside_strategy_scope(tf.saved_model.load, path)
+            loaded = distribute.outside_strategy_scope(load_export, path)
             signatures = loaded.signatures
             self._verify(signatures)
-            self._warn_zero_gradients()
+            self._probe_after_writing(signatures)
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         inputs, outputs = signature_io(signatures[XAI_MODEL])
