@@ -21,6 +21,8 @@ from xai_callback.commands import explain_cmd
 from xai_callback.errors import ExplanationFailedError, MethodNotSupportedError, SpecError
 from xai_callback.explain import Explainer, algorithms, explain
 from xai_callback.explain.settings import DEFAULT_PARAMETERS, settings_from_vertex
+from xai_callback.names import ASSETS_EXTRA, SAMPLE_FILE, VERTEX_PARAMETERS_FILE
+from xai_callback.signatures.tensor_io import encode_tensor_dict
 from xai_callback.spec import methods
 from xai_callback.spec.limits import LOCAL_LIMITS, VERTEX_LIMITS, Limits
 from xai_callback.spec.options import CLI_SPELLING, REQUEST_SPELLING
@@ -141,7 +143,10 @@ def test_a_tensorflow_failure_is_an_internal_error_not_a_usage_error():
 
 def internal_failure_export(path):
     """Runs on 0s and 1s, refuses every point in between: integrated gradients'
-    path cannot be evaluated, though the instances and baselines are fine."""
+    path cannot be evaluated, though the instances and baselines are fine. Its
+    stored method, sampled Shapley, never leaves 0s and 1s, so the export is
+    explanation-ready (validate runs the stored method) and only an override to
+    integrated gradients fails, inside TensorFlow."""
     module = tf.Module()
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
@@ -152,6 +157,10 @@ def internal_failure_export(path):
 
     module.serving = serving
     tf.saved_model.save(module, str(path), signatures={"serving_default": serving})
+    extra = path / ASSETS_EXTRA
+    extra.mkdir()
+    (extra / VERTEX_PARAMETERS_FILE).write_text(json.dumps({"sampledShapleyAttribution": {"pathCount": 2}}))
+    (extra / SAMPLE_FILE).write_text(json.dumps(encode_tensor_dict({"x": tf.ones([2, 3])})))
     return str(path)
 
 
@@ -159,10 +168,11 @@ def test_cli_exit_codes_by_kind(linear_dir, tmp_path, capsys):
     instances = tmp_path / "x.jsonl"
     instances.write_text("[1.0, 1.0, 1.0]\n")
     failing = internal_failure_export(tmp_path / "failing")
-    assert run_cli(failing, "--instances", instances) == explain_cmd.EXIT_INTERNAL == 3
+    assert run_cli(failing, "--instances", instances, "--method", "integrated-gradients") == (
+        explain_cmd.EXIT_INTERNAL) == 3
     assert "internal error" in capsys.readouterr().err
-    # The same export with a method that never leaves 0s and 1s explains.
-    assert run_cli(failing, "--instances", instances, "--method", "sampled-shapley", "--paths", 2) == 0
+    # Its own method, which never leaves 0s and 1s, explains.
+    assert run_cli(failing, "--instances", instances) == 0
     capsys.readouterr()
     # Usage errors exit 2 and name the flag, not the Python keyword.
     assert run_cli(linear_dir, "--instances", instances, "--method", "smoothgrad") == 2

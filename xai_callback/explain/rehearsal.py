@@ -26,11 +26,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import SpecError, short_message
-from xai_callback.explain.base import APPROXIMATION_ERROR_WARNING
-from xai_callback.explain.explainer import Explainer, feature_baselines
+from xai_callback.errors import ExplanationFailedError, SpecError, short_message
+from xai_callback.explain.explainer import Explainer, check_output, feature_baselines
+from xai_callback.explain.methods import algorithm_for
+from xai_callback.explain.methods.algorithm import APPROXIMATION_ERROR_WARNING
 from xai_callback.explain.precision import FLOAT16_EPSILON, computes_in_float16
-from xai_callback.explain.settings import resolve_settings
+from xai_callback.explain.settings import settings_from_vertex
 from xai_callback.names import XAI_MODEL, XAI_PREPROCESS
 from xai_callback.signatures.specs import signature_io
 
@@ -45,7 +46,7 @@ FLOAT16_ROUNDING = 8 * FLOAT16_EPSILON
 # A gap that does not fall below this share when stepCount is 4x is not integration error.
 CONVERGENCE = 0.5
 STEP_FACTOR = 4
-_ERRORS = (SpecError, tf.errors.OpError, TypeError, ValueError, LookupError)
+_ERRORS = (SpecError, ExplanationFailedError, tf.errors.OpError, TypeError, ValueError, LookupError)
 
 
 class RehearsalError(SpecError):
@@ -125,39 +126,48 @@ def rehearse(model_fn, metadata, parameters, inputs, *, preprocess_fn=None, xai_
                           xai_features=xai_features)
     settings = _settings(metadata, parameters)
     method = settings.method
+    described = _described(method)
     allowed = COMPLETENESS.get(method.name, APPROXIMATION_ERROR_WARNING)
-    response = _explain(explainer, inputs, method)
+    response = _explain(explainer, inputs, described)
     gaps = _gaps(response, method.name)
     if not np.any(np.isfinite(gaps)):
-        return Rehearsal(method.describe(), len(response.explanations), float("nan"), allowed,
+        return Rehearsal(described, len(response.explanations), float("nan"), allowed,
                          response=response)
     rounding = FLOAT16_ROUNDING if computes_in_float16(model_fn) else FLOAT32_ROUNDING
     excess = _excess(response, gaps, allowed, rounding)
     worst = float(np.nanmax(gaps))
-    done = Rehearsal(method.describe(), len(response.explanations), worst, allowed,
+    done = Rehearsal(described, len(response.explanations), worst, allowed,
                      response=response)
     if excess <= 0:
         return done
     step_count = getattr(method, "step_count", None)
     if step_count is not None:
-        finer = _explain(explainer, inputs, method, step_count=step_count * STEP_FACTOR)
+        finer = _explain(explainer, inputs, described, step_count=step_count * STEP_FACTOR)
         finer_gaps = _gaps(finer, method.name)
         if np.nanmax(finer_gaps) <= CONVERGENCE * worst or _excess(finer, finer_gaps, allowed,
                                                                    rounding) <= 0:
             done.warning = (
-                f"{method.describe()}: the attributions miss f(x) - f(baseline) by up to "
+                f"{described}: the attributions miss f(x) - f(baseline) by up to "
                 f"{worst:.2%} (allowed {allowed:.2%}); with stepCount {step_count * STEP_FACTOR} "
                 f"{float(np.nanmax(finer_gaps)):.2%}: raise stepCount for this model.")
             return done
     feature, detail = _culprit(explainer, inputs, settings, response)
     raise RehearsalError(
-        f"{method.describe()}: the attributions do not add up to f(x) - f(baseline): they miss "
+        f"{described}: the attributions do not add up to f(x) - f(baseline): they miss "
         f"it by up to {worst:.2%} (allowed {allowed:.2%})"
         + (f", and still by {float(np.nanmax(finer_gaps)):.2%} with stepCount "
            f"{step_count * STEP_FACTOR}" if step_count is not None else "")
         + f". {detail}The gradients do not see what moves the output (a step, rounding, argmax "
         "or a cast on the path). Use SampledShapley(), which needs no gradients, or make the "
         "model differentiable there.", feature=feature)
+
+
+def _described(method):
+    """The method as explanations name it, e.g. `integrated-gradients(stepCount=50)`."""
+    try:
+        return algorithm_for(method).describe()
+    except SpecError as e:
+        raise RehearsalError(f"the stored method cannot run here: {e}") from e
 
 
 def _rows(inputs):
@@ -167,12 +177,12 @@ def _rows(inputs):
 
 def _settings(metadata, parameters):
     try:
-        return resolve_settings(metadata, parameters)
+        return settings_from_vertex(metadata, parameters)
     except _ERRORS as e:
         raise RehearsalError(f"the stored explanation settings cannot run here: {short_message(e)}") from e
 
 
-def _explain(explainer, inputs, method, **overrides):
+def _explain(explainer, inputs, described, **overrides):
     """`explainer.explain` with the stored method; its quality warnings are judged here."""
     try:
         with warnings.catch_warnings():
@@ -180,7 +190,7 @@ def _explain(explainer, inputs, method, **overrides):
             return explainer.explain(inputs, seed=0, **overrides)
     except _ERRORS as e:
         raise RehearsalError(
-            f"{method.describe()} fails on the sample: {type(e).__name__}: {short_message(e)}",
+            f"{described} fails on the sample: {type(e).__name__}: {short_message(e)}",
             feature=getattr(e, "feature", None)) from e
 
 
@@ -219,8 +229,9 @@ def _culprit(explainer, inputs, settings, response):
                         else dict(inputs))
         first = {key: tf.convert_to_tensor(value)[:1] for key, value in model_inputs.items()}
         baselines, names = feature_baselines(settings.features, first)
-        output_key = settings.output.tensor_key
-        instance = np.asarray(explainer.model_fn(**first)[output_key], np.float64)
+        outputs = explainer.model_fn(**first)
+        output_key = check_output(settings.output, outputs)
+        instance = np.asarray(outputs[output_key], np.float64)
         unit = response.explanations[0].attributions[0]
         index = (0,) + tuple(unit.output_index)
         found = []
