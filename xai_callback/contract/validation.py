@@ -34,6 +34,7 @@ from xai_callback.publish.provenance import read_provenance, verified_tolerances
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
 from xai_callback.contract.probe import probe_gradients, zero_gradient_message
+from xai_callback.signatures.specs import describe_spec
 from xai_callback.signatures.tensor_io import decode_tensor_dict
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
@@ -417,6 +418,7 @@ def _rule_baselines_run(export, done):
     preprocess = export.signatures.get(XAI_PREPROCESS)
     preprocess_inputs = verify.signature_io(preprocess)[0] if preprocess is not None else {}
     at_baselines = dict(first)
+    features = (read_features(export) or {}).get("features", {})
     for name, body in export.metadata["inputs"].items():
         key, baselines = _attributed(body)
         spec = export.inputs[key]
@@ -426,8 +428,7 @@ def _rule_baselines_run(export, done):
             except ValueError as e:
                 return RuleResult(rule, False, f"feature {name!r}: baseline {baseline!r}: {e}")
             runs = [(export.explained, model, {**first, key: value})]
-            if (raw_first is not None and key in preprocess_inputs
-                    and preprocess_inputs[key].dtype == spec.dtype):
+            if raw_first is not None and _is_raw_input(key, spec, preprocess_inputs, features):
                 runs.append((XAI_PREPROCESS, preprocess, {**raw_first, key: value}))
             for signature, fn, inputs in runs:
                 try:
@@ -444,6 +445,17 @@ def _rule_baselines_run(export, done):
     if flat:
         return RuleResult(rule, True, f"{reason}; WARNING: {flat}", warning=True)
     return RuleResult(rule, True, reason)
+
+
+def _is_raw_input(key, spec, preprocess_inputs, features):
+    """Whether `xai_model`'s input `key` is `xai_preprocess`'s raw input passed
+    through (a baseline then runs through both). Not when the split keys an
+    encoding after the raw float it encodes (`price` one-hot of a float `price`,
+    float token ids into an Embedding): other shape, or not numeric."""
+    raw = preprocess_inputs.get(key)
+    if raw is None or raw.dtype != spec.dtype or not raw.shape.is_compatible_with(spec.shape):
+        return False
+    return features.get(key, {}).get("kind", "numeric") == "numeric"
 
 
 def read_features(export):
@@ -463,7 +475,7 @@ def _baseline_tensor(baseline, spec):
     if spec.dtype == tf.string:
         values = np.asarray(baseline, object)
         if not all(isinstance(v, str) for v in values.ravel()):
-            raise ValueError(f"input is {verify.describe_spec(spec)}: expected strings")
+            raise ValueError(f"input is {describe_spec(spec)}: expected strings")
         values = np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(values)
     else:
         values = np.asarray(baseline, spec.dtype.as_numpy_dtype)
