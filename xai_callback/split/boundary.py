@@ -8,6 +8,8 @@ grouped; token embeddings carry their ids.
 import dataclasses
 import re
 
+import tensorflow as tf
+
 from xai_callback.split import layers as keras_preprocessing
 from xai_callback.signatures.functions import signature_key
 
@@ -30,6 +32,9 @@ class BoundaryTensor:
         encoding: `keras_preprocessing.Encoding` for ENCODED tensors.
         group: the raw feature it is attributed with, when that feature has
             several attributed tensors (metadata `groupName`).
+        as_ids: float token ids (an Embedding reading a float32 `Input`)
+            passed as int64 ids, only so explanations can show the tokens;
+            `xai_model` does not read them.
     """
 
     key: str
@@ -38,6 +43,12 @@ class BoundaryTensor:
     raw_keys: list
     encoding: object = None
     group: str = None
+    as_ids: bool = False
+
+    @property
+    def dtype(self):
+        """The dtype `xai_preprocess` outputs (the tensor's, or int64 for `as_ids`)."""
+        return tf.int64 if self.as_ids else tf.as_dtype(self.tensor.dtype)
 
     @property
     def attributed(self):
@@ -107,13 +118,17 @@ def _cross_name(graph, tensor, sources):
 
 
 def _carry_token_ids(graph, boundary, claim):
-    """Token embeddings carry their ids, so explanations can show the tokens."""
+    """Token embeddings carry their ids, so explanations can show the tokens
+    (float ids as int64 ids of their own)."""
     for b in list(boundary):
-        ids = b.encoding.ids if b.encoding is not None else None
-        if ids is None or any(o.tensor is graph.resolve(ids) for o in boundary):
+        ids = graph.resolve(b.encoding.ids) if b.encoding is not None and b.encoding.ids is not None else None
+        if ids is None:
             continue
-        boundary.append(BoundaryTensor(claim(f"{b.key}_ids"), graph.resolve(ids), CARRIED,
-                                       list(b.raw_keys)))
+        as_ids = not tf.as_dtype(ids.dtype).is_integer
+        if not as_ids and any(o.tensor is ids for o in boundary):
+            continue
+        boundary.append(BoundaryTensor(claim(f"{b.key}_ids"), ids, CARRIED, list(b.raw_keys),
+                                       as_ids=as_ids))
 
 
 def _group_by_raw_feature(boundary):

@@ -68,7 +68,7 @@ class SplitPlan:
         def preprocess(**inputs):
             values = {id(t): inputs[key] for key, t in raw.items()}
             graph.run(steps, values)
-            return {b.key: _as_declared(values[id(b.tensor)], b.tensor) for b in boundary}
+            return {b.key: _as_declared(values[id(b.tensor)], b.tensor, b.dtype) for b in boundary}
 
         specs = {key: keras_tensor_spec(t, key) for key, t in raw.items()}
         return self._owned(SignatureFunction(preprocess, specs, name="xai_preprocess (automatic split)"))
@@ -85,7 +85,7 @@ class SplitPlan:
         produced = self.preprocess_function().output_specs()
 
         def model(**inputs):
-            values = {id(b.tensor): inputs[b.key] for b in boundary}
+            values = {id(b.tensor): inputs[b.key] for b in boundary if not b.as_ids}
             graph.run(steps, values)
             return {name: float32_output(values[id(t)]) for name, t in graph.outputs.items()}
 
@@ -143,8 +143,9 @@ class SplitPlan:
         return {"format": 1, "features": described}
 
     def key_of(self, tensor):
+        """The key of boundary tensor `tensor` (its int64 ids copy, if any)."""
         tensor = self.graph.resolve(tensor)
-        return next(b.key for b in self.boundary if b.tensor is tensor)
+        return min((b for b in self.boundary if b.tensor is tensor), key=lambda b: not b.as_ids).key
 
     def describe(self):
         """One line per boundary tensor, for messages and `ExportResult.describe`."""
@@ -261,15 +262,15 @@ def _is_float(tensor):
     return tf.as_dtype(tensor.dtype).is_floating
 
 
-def _as_declared(value, tensor):
-    """`value` with the dtype and shape its KerasTensor declares, which xai_model takes.
+def _as_declared(value, tensor, dtype):
+    """`value` with the dtype (`BoundaryTensor.dtype`) and shape its KerasTensor
+    declares, which xai_model takes.
 
     TF's shape inference may be less specific than Keras', and some layers
     return another dtype than they declare (StringLookup(output_mode=
     "one_hot") declares float32 and returns int64 on TF); the contract
     needs them equal.
     """
-    dtype = tf.as_dtype(tensor.dtype)
     if value.dtype != dtype:
         value = tf.cast(value, dtype)
     return tf.ensure_shape(value, tensor.shape)
