@@ -54,7 +54,9 @@ class SignatureFunction:
         self.output_names = list(output_names) if output_names else None
         # Trackables the function uses that the export must save (a Keras
         # model's variables and lookup tables); see `export._resources_of`.
-        self.owners = []
+        # A Python function's own layers and tables (a lookup adapted outside
+        # the model) are found by the names it reads.
+        self.owners = referenced_trackables(fn)
         self._call_style, self.input_specs = _input_specs(fn, input_signature, name)
         for key in self.input_specs:
             check_signature_key(key, name)
@@ -105,6 +107,48 @@ class SignatureFunction:
     def call_dict(self, inputs):
         """Calls with a dict keyed like the input signature."""
         return self.tf_function(*[inputs[k] for k in self.input_specs])
+
+
+def referenced_trackables(fn):
+    """TensorFlow Trackables (layers, lookup tables, models) that a Python
+    function reads from its closure or module globals, nested functions
+    and lambdas included, or the object a bound method belongs to.
+
+    Their lookup tables must be saved with the signature, or TensorFlow
+    refuses an "untracked resource" after training.
+    """
+    fn = getattr(fn, "python_function", fn)  # a tf.function's Python function
+    found = []
+
+    def add(value):
+        if (isinstance(value, tf.__internal__.tracking.Trackable)
+                and not isinstance(value, tf.types.experimental.GenericFunction)
+                and not any(value is f for f in found)):
+            found.append(value)
+
+    add(getattr(fn, "__self__", None))
+    function = getattr(fn, "__func__", fn)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return found
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            add(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    module = getattr(function, "__globals__", {})
+    for name in _names_read(code):
+        if name in module:
+            add(module[name])
+    return found
+
+
+def _names_read(code):
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_read(const)
+    return names
 
 
 def _input_specs(fn, input_signature, name):

@@ -220,7 +220,9 @@ def as_keras_model(value):
     preprocessing layer (`TextVectorization`, a lookup, ...) as the model
     calling it on one raw input (see `RAW_INPUT_OF_LAYER`)."""
     if is_feature_space(value):
-        return keras_of(value).Model(value.get_inputs(), value.get_encoded_features(), name=value.name)
+        # tf-keras' FeatureSpace never sets the name its Layer base class reads.
+        name = getattr(value, "name", None) or "feature_space"
+        return keras_of(value).Model(value.get_inputs(), value.get_encoded_features(), name=name)
     if is_preprocessing_layer(value):
         return wrap_preprocessing_layer(value)
     return value
