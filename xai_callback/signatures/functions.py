@@ -53,7 +53,7 @@ class SignatureFunction:
         self.fn = fn
         self.output_names = list(output_names) if output_names else None
         # Trackables the function uses that the export must save (a Keras
-        # model's variables and lookup tables); see `export._resources_of`.
+        # model's variables and lookup tables); see `resources_of`.
         # A Python function's own layers and tables (a lookup adapted outside
         # the model) are found by the names it reads.
         self.owners = referenced_trackables(fn)
@@ -140,6 +140,19 @@ def referenced_trackables(fn):
     for name in _names_read(code):
         if name in module:
             add(module[name])
+    return found
+
+
+def resources_of(owners):
+    """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
+    seen, found = set(), []
+    for owner in owners:
+        if not isinstance(owner, tf.__internal__.tracking.Trackable):
+            continue  # a JAX/PyTorch model holds no TensorFlow resources
+        for obj in tf.train.TrackableView(owner).descendants():
+            if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
     return found
 
 
