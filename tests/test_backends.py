@@ -24,8 +24,7 @@ BACKENDS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not No
 TIMEOUT_S = 800  # Each script loads TensorFlow, its backend and one or two TF subprocesses.
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not BACKENDS, reason="neither jax nor torch is installed (extras xai-callback[jax] / [torch])"
-)]
+    not BACKENDS, reason="neither jax nor torch is installed (extras xai-callback[jax] / [torch])")]
 
 
 @pytest.fixture(scope="module")

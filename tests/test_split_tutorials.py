@@ -24,6 +24,8 @@ from explain_checks import quiet
 from fit_helpers import BatchCounter
 from signature_checks import assert_complete_from_signatures
 
+pytestmark = pytest.mark.slow  # whole trainings of tutorial models: the full suite runs them, `make test-fast` does not
+
 
 def fit_and_export(model, data, tmp_path_factory, name, **options):
     """One epoch with the callback; `(export path, reloaded SavedModel)`."""
