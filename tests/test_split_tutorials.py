@@ -221,3 +221,28 @@ def test_sequential_without_input_is_refused_before_the_first_batch_with_its_sha
     assert "keras.Input(shape=(5,))" in message and "model.build((None, 5))" in message
     assert _documented_stage("sequential-without-input") == "train begin"
     assert not (tmp_path / "e").exists()
+
+
+# -- a lookup adapted outside the model, read by the user's preprocess function --
+
+def test_a_lookup_outside_the_model_is_saved_without_track(tmp_path):
+    """Was, after training: "A signature uses a resource (e.g. a lookup table)
+    that is not reachable from the model; pass it with track=[...]"."""
+    from xai_callback import export_explainable_model
+
+    types = np.array([["Cat"], ["Dog"], ["Dog"], ["Cat"]], object)
+    lookup = keras.layers.StringLookup()
+    lookup.adapt(types)
+    one_hot = keras.layers.CategoryEncoding(num_tokens=lookup.vocabulary_size())
+
+    def preprocess(Type):
+        return {"Type": one_hot(lookup(Type))}
+
+    kind = keras.Input((lookup.vocabulary_size(),), name="Type")
+    model = keras.Model(kind, keras.layers.Dense(1, name="score")(kind))
+    result = export_explainable_model(
+        model, str(tmp_path / "e"), sample={"Type": types},
+        preprocess_fn=(preprocess, [tf.TensorSpec([None, 1], tf.string, name="Type")]))
+    loaded = tf.saved_model.load(result.path)
+    encoded = loaded.signatures["xai_preprocess"](Type=tf.constant(types))["Type"].numpy()
+    np.testing.assert_array_equal(encoded, keras.ops.convert_to_numpy(one_hot(lookup(types))))

@@ -121,9 +121,7 @@ def referenced_trackables(fn):
     found = []
 
     def add(value):
-        if (isinstance(value, tf.__internal__.tracking.Trackable)
-                and not isinstance(value, tf.types.experimental.GenericFunction)
-                and not any(value is f for f in found)):
+        if _holds_resources(value) and not any(value is f for f in found):
             found.append(value)
 
     add(getattr(fn, "__self__", None))
@@ -154,6 +152,16 @@ def resources_of(owners):
                 seen.add(id(obj))
                 found.append(obj)
     return found
+
+
+def _holds_resources(value):
+    """A Keras layer or model (Keras 3 or tf-keras), a `tf.Module` or a lookup
+    table: what owns tables. Not datasets or functions, whose checkpoint view
+    may trace."""
+    if isinstance(value, (tf.Module, tf.saved_model.experimental.TrackableResource)):
+        return True
+    return isinstance(value, tf.__internal__.tracking.Trackable) and any(
+        cls.__module__.split(".")[0] in ("keras", "tf_keras") for cls in type(value).__mro__)
 
 
 def _names_read(code):
