@@ -99,6 +99,7 @@ class SubprocessConverter(MirroredConverter):
         mirror = SignatureFunction(
             call_restored, dict(self.keras_fn.input_specs), output_names=self.keras_fn.output_names, name=name
         )
+        mirror.owners.append(restored)  # its lookup tables are saved with the export
         mirror.concrete_function()
         return mirror
 
