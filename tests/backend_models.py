@@ -75,3 +75,41 @@ class HalveThrice(keras.layers.Layer):
     def call(self, x):
         _, y = keras.ops.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 0.5), (0, x))
         return y
+
+
+@keras.saving.register_keras_serializable(package="xai_tests")
+class ShiftByAttribute(keras.layers.Layer):
+    """Adds `self.shift`, a plain attribute set after construction: state that is
+    neither in its config nor a weight, so its `.keras` file does not hold it."""
+
+    shift = 0.0
+
+    def call(self, x):
+        return x + self.shift
+
+
+def adapted_model(seed=0, rows=64):
+    """An adapted Normalization (statistics that are not trainable weights) and,
+    on PyTorch, an adapted IntegerLookup (a vocabulary, not a weight) -> one-hot.
+
+    Returns `(model, x, y)`; x is a dict `{"feats", "ids"}` on PyTorch.
+    """
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    feats = rng.normal(5.0, 3.0, size=(rows, N_FEATURES)).astype("float32")
+    y = (feats[:, 0] > 5.0).astype("float32")
+    normalization = keras.layers.Normalization()
+    normalization.adapt(feats)
+    inputs = {"feats": keras.Input((N_FEATURES,), name="feats")}
+    parts = [normalization(inputs["feats"])]
+    x = {"feats": feats}
+    if keras.backend.backend() == "torch":  # lookups in a model: Keras runs them on TF and torch only
+        x["ids"] = rng.integers(0, 6, (rows, 1)).astype("int64")
+        lookup = keras.layers.IntegerLookup(output_mode="one_hot")
+        lookup.adapt(x["ids"])
+        inputs["ids"] = keras.Input((1,), name="ids", dtype="int64")
+        parts.append(lookup(inputs["ids"]))
+    hidden = keras.layers.Dense(8, activation="tanh")(keras.layers.concatenate(parts) if len(parts) > 1 else parts[0])
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="score")(hidden))
+    model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+    return model, x, y

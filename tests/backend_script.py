@@ -13,6 +13,11 @@ Usage: python backend_script.py OUT_DIR
    defined in `__main__` (fine in process), one jax2tf cannot differentiate
    (exported through the TensorFlow subprocess instead), and refuses an
    unknown XAI_CALLBACK_JAX_ROUTE.
+4. Through the TensorFlow subprocess route (on JAX forced by
+   XAI_CALLBACK_JAX_ROUTE): trains a model with adapted state that is not a
+   weight (Normalization statistics; on PyTorch an IntegerLookup vocabulary)
+   and records its live predictions; fits a model whose layer keeps state
+   its `.keras` file does not hold, and reports the refusal.
 The warnings raised during 1 and during 3 are reported. Prints RESULT json.
 """
 
@@ -29,7 +34,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import xai_callback  # noqa: E402
-from backend_models import HalveThrice, HostTanh, TorchTanh, csv_lines, data, mlp, parse_csv  # noqa: E402
+from backend_models import (  # noqa: E402
+    HalveThrice, HostTanh, ShiftByAttribute, TorchTanh, adapted_model, csv_lines, data, mlp, parse_csv)
 from subprocess_runs import print_result  # noqa: E402
 
 ROWS, BATCH, EPOCHS, IG_STEPS, EXPLAINED = 128, 32, 3, 50, 3
@@ -156,6 +162,32 @@ def standalone_exports(out_dir, model):
     return results
 
 
+def state_exports(out_dir):
+    """Step 4, on the TensorFlow subprocess route."""
+    previous = os.environ.get("XAI_CALLBACK_JAX_ROUTE")
+    os.environ["XAI_CALLBACK_JAX_ROUTE"] = "tf_subprocess"
+    try:
+        model, x, y = adapted_model()
+        method = xai_callback.IntegratedGradients() if BACKEND == "jax" else xai_callback.SampledShapley(
+            path_count=10)  # an int input (the lookup's ids) takes no gradients
+        callback = xai_callback.XaiExportCallback(os.path.join(out_dir, "adapted"),
+                                                  explanation_spec=xai_callback.ExplanationSpec(method=method))
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+        instances = [{k: v[i].tolist() for k, v in x.items()} for i in range(3)]
+        results = {"adapted_export": callback.last_export.path, "adapted_instances": instances,
+                   "adapted_predictions": np.asarray(model.predict({k: v[:3] for k, v in x.items()},
+                                                                   verbose=0)).tolist()}
+        shifted = ShiftByAttribute(name="shift_by_attribute")
+        shifted.shift = 3.0
+        results["unsaved_state"] = refusal(out_dir, "unsaved_state", shifted)
+        return results
+    finally:
+        if previous is None:
+            del os.environ["XAI_CALLBACK_JAX_ROUTE"]
+        else:
+            os.environ["XAI_CALLBACK_JAX_ROUTE"] = previous
+
+
 def recording(run, *args):
     """`(run(*args), warnings raised meanwhile as text)`."""
     with warnings.catch_warnings(record=True) as caught:
@@ -184,6 +216,7 @@ def main(out_dir):
         results["refused_main"] = refusal(out_dir, "refused_main", MainScale(name="main_scale"))
     exports, results["export_warnings"] = recording(standalone_exports, out_dir, model)
     results.update(exports)
+    results.update(state_exports(out_dir))
     print_result(**results)
 
 

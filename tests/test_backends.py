@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from signature_checks import assert_complete_from_signatures
 from subprocess_runs import run_script
 from xai_callback.explain import explain
 from xai_callback.signatures.specs import signature_io
@@ -190,3 +191,28 @@ def test_unknown_jax_route_is_named(run):
     refused = result["unknown_route"]
     assert refused["error_type"] == "ModelConversionError"
     assert "XAI_CALLBACK_JAX_ROUTE='fast'" in refused["message"] and "tf_subprocess" in refused["message"]
+
+
+def test_adapted_state_is_carried_into_the_tensorflow_copy(run):
+    """Adapted Normalization statistics (and on PyTorch an IntegerLookup
+    vocabulary) are not weights. Was refused before training: "The TensorFlow
+    copy ... does not compute what the model computes"."""
+    result, _ = run
+    path, instances = result["adapted_export"], result["adapted_instances"]
+    loaded = tf.saved_model.load(path)
+    raw = {k: tf.constant([i[k] for i in instances], spec.dtype)
+           for k, spec in signature_io(loaded.signatures["serving_default"])[0].items()}
+    served = loaded.signatures["serving_default"](**raw)["score"].numpy()
+    np.testing.assert_allclose(served, result["adapted_predictions"], rtol=1e-5, atol=1e-6)
+    assert_complete_from_signatures(path, instances, explain(path, instances))
+
+
+def test_state_its_keras_file_does_not_hold_is_refused_with_the_way_out(run, backend):
+    result, _ = run
+    refused = result["unsaved_state"]
+    assert refused["error_type"] == "ModelConversionError", refused
+    assert refused["iterations"] == 0 and not refused["export_exists"]
+    message = refused["message"]
+    assert "does not compute what the model computes" in message
+    assert "get_config()" in message and "KERAS_BACKEND=tensorflow" in message
+    assert ("XAI_CALLBACK_JAX_ROUTE=jax2tf" in message) == (backend == "jax")

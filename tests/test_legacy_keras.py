@@ -101,3 +101,63 @@ def test_parameter_server_strategy_is_refused_before_training(run):
     assert refusal["error_type"] == "NotImplementedError"
     assert "ParameterServerStrategy" in refusal["message"]
     assert "export_explainable_model" in refusal["message"]
+
+
+# -- Tutorial models under tf-keras (issue 15): split as in Keras 3, explained ------
+
+@pytest.fixture(scope="module")
+def tutorials(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("legacy_tutorials")
+    return run_script("legacy_tutorials_script.py", out_dir, timeout=TIMEOUT_S, TF_USE_LEGACY_KERAS=1)
+
+
+def case(tutorials, name):
+    result = tutorials[name]
+    assert "error" not in result, result.get("error")
+    assert result["validate_ok"], result["validate"]
+    return result
+
+
+def assert_complete(result, atol=5e-3):
+    """Sum of attributions == f(x) - f(baseline) from the SavedModel's own signatures."""
+    for total, change, reported in result["completeness"]:
+        assert abs(total - change) <= 0.05 * abs(change) + atol, (total, change)
+        assert reported == pytest.approx(change, rel=1e-4, abs=1e-5)
+
+
+def test_petfinder_is_split_at_its_one_hot_encodings_and_explained_with_ig(tutorials):
+    """Was: refused for integrated gradients (int and string inputs of xai_model)."""
+    result = case(tutorials, "petfinder_split")
+    model_inputs = result["signatures"]["xai_model"]
+    assert {k: v[0] for k, v in model_inputs.items()} == dict.fromkeys(
+        ["Age", "Color1", "Fee", "PhotoAmt", "Type"], "float32")
+    assert model_inputs["Type"][1] == [None, 3]  # [UNK], Cat, Dog
+    assert result["signatures"]["xai_preprocess"]["Type"][0] == "string"
+    assert result["features"] == ["Age", "Color1", "Fee", "PhotoAmt", "Type"]
+    assert_complete(result)
+
+
+def test_petfinder_whole_gets_baselines_its_lookups_accept(tutorials):
+    """split=False and sampled Shapley. Was: the export was written, then explain
+    refused it: "baselines_run: feature 'Type': baseline 0: ... expected strings"."""
+    result = case(tutorials, "petfinder_whole")
+    assert result["signatures"]["xai_model"]["Type"][0] == "string"
+    assert result["baselines"]["Type"] == ["[UNK]"] and result["baselines"]["Color1"] == ["[UNK]"]
+    assert result["baselines"]["Age"] == [-1]  # IntegerLookup's OOV token
+    assert_complete(result, atol=1e-5)  # sampled Shapley is exact on every path
+
+
+def test_a_lookup_outside_the_model_is_saved_without_track(tutorials):
+    """Was, after training: "A signature uses a resource (e.g. a lookup table)
+    that is not reachable from the model; pass it with track=[...]"."""
+    result = case(tutorials, "outside_lookup")
+    assert result["signatures"]["xai_preprocess"]["Type"][0] == "string"
+    assert_complete(result)
+
+
+def test_feature_space_as_preprocess_fn_is_split_per_raw_feature(tutorials):
+    """Was: AttributeError "'str' object has no attribute 'name'" at train begin."""
+    result = case(tutorials, "feature_space")
+    assert sorted(result["signatures"]["xai_model"]) == ["age", "chol", "sex", "sex_X_age", "thal"]
+    assert sorted(result["signatures"]["serving_default"]) == ["age", "chol", "sex", "thal"]
+    assert_complete(result)

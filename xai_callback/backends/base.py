@@ -33,6 +33,8 @@ class ModelConverter:
 
     backend = None
     route = None  # how the TensorFlow function is obtained, for messages and docs
+    # What to do when the copy computes something else (the end of that message).
+    mismatch_advice = ""
 
     def __init__(self, model, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
         self.model = model
@@ -94,7 +96,7 @@ class MirroredConverter(ModelConverter):
         except ExportVerificationError as e:
             raise ModelConversionError(
                 f"The TensorFlow copy of the {self.backend} model ({self.route}) does not "
-                f"compute what the model computes: {e}"
+                f"compute what the model computes: {e}{self.mismatch_advice}"
             ) from e
         self.mirror = mirror
         return mirror

@@ -1,13 +1,15 @@
-"""Route 2: a TensorFlow subprocess rebuilds the model from its Keras config.
+"""Route 2: a TensorFlow subprocess rebuilds the model from its `.keras` file.
 
-Keras configs are backend-neutral. Once per conversion (before training) the
-model's config is written, a fresh Python process on the TensorFlow backend
-(`tf_worker.py`) builds the model from it and saves its `xai_model` function
-as a SavedModel, and this process loads that back: an ordinary TensorFlow
-graph with TensorFlow's own gradients, whose variables then receive the live
-weights before it is used and before every write. No weights are written to
-disk, and the process start-up (seconds) is paid once per `fit`, not per
-export.
+The `.keras` format is backend-neutral. Once per conversion (before
+training) the model is saved as a `.keras` file (config, weights and the
+state that is not a weight: adapted Normalization statistics, lookup and
+TextVectorization vocabularies), a fresh Python process on the TensorFlow
+backend (`tf_worker.py`) loads it and saves its `xai_model` function as a
+SavedModel (the lookup tables with it), and this process loads that back: an
+ordinary TensorFlow graph with TensorFlow's own gradients, whose variables
+then receive the live weights before it is used and before every write. The
+temporary files are removed once loaded, and the process start-up (seconds)
+is paid once per `fit`, not per export.
 """
 
 import json
@@ -26,7 +28,7 @@ from xai_callback.signatures.functions import SignatureFunction
 from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
 
 WORKER_MODULE = "xai_callback.backends.tf_worker"
-CONFIG_FILE = "model_config.json"
+MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
 CORE_DIR = "core"
 # Loading TensorFlow and the model takes seconds; a hang must not block fit.
@@ -52,6 +54,18 @@ class SubprocessConverter(MirroredConverter):
 
     route = "TensorFlow subprocess"
 
+    @property
+    def mismatch_advice(self):
+        jax = " or, on JAX, the in-process route (XAI_CALLBACK_JAX_ROUTE=jax2tf);" if self.backend == "jax" else ""
+        return (
+            " The copy is the model loaded from its .keras file, which holds each layer's "
+            "config, weights and saved state (adapted statistics, vocabularies): a custom layer "
+            "that keeps state anywhere else loses it. Put that state in the layer's get_config() "
+            "or its weights (add_weight(trainable=False)), or save it with save_own_variables/"
+            f"save_assets;{jax} or train on KERAS_BACKEND=tensorflow; or pass model_fn= with a "
+            "TensorFlow function of your own."
+        )
+
     def __init__(self, model, live_gradients, backend, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
         super().__init__(model, live_gradients, rtol=rtol, atol=atol)
         self.backend = backend
@@ -60,10 +74,9 @@ class SubprocessConverter(MirroredConverter):
         check_importable(self.model, self.backend)
         workdir = tempfile.mkdtemp(prefix="xai-callback-convert-")
         try:
-            config_path = os.path.join(workdir, CONFIG_FILE)
-            with open(config_path, "w") as f:
-                json.dump(model_config(self.model), f)
-            report = run_worker(config_path, workdir, self.backend)
+            model_path = os.path.join(workdir, MODEL_FILE)
+            save_model(self.model, model_path)
+            report = run_worker(model_path, workdir, self.backend)
             paths = [v.path for v in self.model.weights]
             outputs = list(self.keras_fn.output_names or [])
             if report["paths"] != paths or report["output_names"] != outputs:
@@ -86,6 +99,7 @@ class SubprocessConverter(MirroredConverter):
         mirror = SignatureFunction(
             call_restored, dict(self.keras_fn.input_specs), output_names=self.keras_fn.output_names, name=name
         )
+        mirror.owners.append(restored)  # its lookup tables are saved with the export
         mirror.concrete_function()
         return mirror
 
@@ -94,14 +108,11 @@ class SubprocessConverter(MirroredConverter):
             variable.assign(value)
 
 
-def model_config(model):
-    """The model's Keras config (what `.keras` files hold), without compile settings."""
-    import keras
-
+def save_model(model, path):
+    """`model` as a `.keras` file: config, weights, and the layers' own state
+    (`save_own_variables`, `save_assets`); the worker ignores compile settings."""
     with numpy_copy_notice_hidden():
-        config = keras.saving.serialize_keras_object(model)
-    config.pop("compile_config", None)
-    return config
+        model.save(path)
 
 
 def check_importable(model, backend):
@@ -135,9 +146,10 @@ def worker_env():
     return env
 
 
-def run_worker(config_path, workdir, backend):
-    """Runs `tf_worker` on `config_path`; returns its report or raises naming the layer."""
-    command = [sys.executable, "-m", WORKER_MODULE, config_path, workdir]
+def run_worker(model_path, workdir, backend):
+    """Runs `tf_worker` on the `.keras` file `model_path`; returns its report or
+    raises naming the layer."""
+    command = [sys.executable, "-m", WORKER_MODULE, model_path, workdir]
     try:
         done = subprocess.run(
             command, env=worker_env(), timeout=WORKER_TIMEOUT_S,

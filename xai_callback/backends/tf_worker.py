@@ -1,23 +1,24 @@
-"""The TensorFlow side of route 2: a Keras model config -> SavedModel of its `xai_model`.
+"""The TensorFlow side of route 2: a `.keras` file -> SavedModel of its `xai_model`.
 
 Run by `tf_subprocess.run_worker` with `KERAS_BACKEND=tensorflow`:
 
-    python -m xai_callback.backends.tf_worker MODEL_CONFIG.json WORKDIR
+    python -m xai_callback.backends.tf_worker MODEL.keras WORKDIR
 
 Writes `WORKDIR/core` (a SavedModel whose `call` is the model's signature
-function and whose `model_variables` are its weights, in `model.weights`
-order; their values are the fresh initial ones, the parent copies the live
-weights in) and `WORKDIR/report.json` (`paths` of the weights and
-`output_names`, or `error` and the `layer` it came from).
+function, whose `model_variables` are its weights, in `model.weights` order,
+and whose `resources` are the lookup tables it reads; the parent copies the
+live weights in before use) and `WORKDIR/report.json` (`paths` of the
+weights and `output_names`, or `error` and the `layer` it came from).
 """
 
 import importlib
 import json
 import os
 import sys
+import zipfile
 
 
-def main(config_path, workdir):
+def main(model_path, workdir):
     if os.environ.get("KERAS_BACKEND") != "tensorflow":
         raise SystemExit("tf_worker runs with KERAS_BACKEND=tensorflow")
     import keras
@@ -25,19 +26,21 @@ def main(config_path, workdir):
 
     from xai_callback.backends.base import describe_layer, error_gist, failing_layer, innermost_layer
     from xai_callback.backends.tf_subprocess import CORE_DIR, REPORT_FILE
+    from xai_callback.signatures.functions import resources_of
     from xai_callback.signatures.keras_models import model_signature_function
 
     def report(**values):
         with open(os.path.join(workdir, REPORT_FILE), "w") as f:
             json.dump(values, f)
 
-    with open(config_path) as f:
-        config = json.load(f)
+    with zipfile.ZipFile(model_path) as archive:
+        config = json.loads(archive.read("config.json"))
     try:
         import_custom_modules(config)
-        # The config was written a moment ago from the user's own model:
+        # The file was written a moment ago from the user's own model:
         # Lambda layers' code is the user's, so safe mode would only refuse them.
-        model = keras.saving.deserialize_keras_object(config, safe_mode=False)
+        # Loading restores what is not a weight too (adapted statistics, vocabularies).
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=False)
     except Exception as e:  # noqa: BLE001 - reported to the parent
         # Building the model calls every layer: the failing one is on the traceback.
         layer, cause = innermost_layer(
@@ -55,6 +58,7 @@ def main(config_path, workdir):
         module = tf.Module()
         module.call = fn.tf_function
         module.model_variables = [v.value for v in model.weights]
+        module.resources = resources_of([model])
         tf.saved_model.save(module, os.path.join(workdir, CORE_DIR))
     except Exception as e:  # noqa: BLE001 - reported to the parent
         cause = e.__cause__ or e

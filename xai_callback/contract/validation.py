@@ -35,7 +35,7 @@ from xai_callback.spec.metadata import attributed_fields, check_metadata_fields,
 from xai_callback.spec.methods import BY_VERTEX_KEY, check_one_method
 from xai_callback.spec.parameters import check_parameter_fields
 from xai_callback.contract.probe import probe_gradients, zero_gradient_message
-from xai_callback.signatures.specs import describe_spec, same_spec, signature_io
+from xai_callback.signatures.specs import describe_spec, signature_io
 
 # Errors that mean "this rule is broken", as opposed to bugs in this package.
 _RULE_ERRORS = (SpecError, TypeError, ExportVerificationError)
@@ -320,6 +320,7 @@ def _rule_baselines_run(export, done):
     preprocess = export.signatures.get(XAI_PREPROCESS)
     preprocess_inputs = signature_io(preprocess)[0] if preprocess is not None else {}
     at_baselines = dict(first)
+    features = (read_features(export) or {}).get("features", {})
     for name, body in export.metadata["inputs"].items():
         key, baselines = _attributed(body)
         spec = export.inputs[key]
@@ -329,11 +330,7 @@ def _rule_baselines_run(export, done):
             except ValueError as e:
                 return RuleResult(rule, False, f"feature {name!r}: baseline {baseline!r}: {e}")
             runs = [(export.explained, model, {**first, key: value})]
-            # Through xai_preprocess too when it takes the same tensor under that key (a
-            # raw input passed through); not an encoded one named like its raw column
-            # (a one-hot `price` of a raw `price`), which the raw input cannot take.
-            if (raw_first is not None and key in preprocess_inputs
-                    and same_spec(preprocess_inputs[key], spec)):
+            if raw_first is not None and _is_raw_input(key, spec, preprocess_inputs, features):
                 runs.append((XAI_PREPROCESS, preprocess, {**raw_first, key: value}))
             for signature, fn, inputs in runs:
                 try:
@@ -350,6 +347,17 @@ def _rule_baselines_run(export, done):
     if flat:
         return RuleResult(rule, True, f"{reason}; WARNING: {flat}", warning=True)
     return RuleResult(rule, True, reason)
+
+
+def _is_raw_input(key, spec, preprocess_inputs, features):
+    """Whether `xai_model`'s input `key` is `xai_preprocess`'s raw input passed
+    through (a baseline then runs through both). Not when the split keys an
+    encoding after the raw float it encodes (`price` one-hot of a float `price`,
+    float token ids into an Embedding): other shape, or not numeric."""
+    raw = preprocess_inputs.get(key)
+    if raw is None or raw.dtype != spec.dtype or not raw.shape.is_compatible_with(spec.shape):
+        return False
+    return features.get(key, {}).get("kind", "numeric") == "numeric"
 
 
 def _attributed(body):

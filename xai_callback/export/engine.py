@@ -35,7 +35,7 @@ from xai_callback import backends
 from xai_callback.export import distribute
 from xai_callback.publish import placement
 from xai_callback.publish.provenance import build_provenance, read_provenance, write_provenance
-from xai_callback.signatures.functions import check_preprocess_output, compose
+from xai_callback.signatures.functions import check_preprocess_output, compose, resources_of
 from xai_callback.signatures.keras_models import as_signature_function, model_signature_function
 from xai_callback.signatures.samples import GENERATED_SAMPLE_ROWS, generate_sample
 from xai_callback.contract.checks import explained_inputs_from_sample
@@ -473,7 +473,7 @@ class ExplainableExporter:
             if isinstance(fn.fn, tf.__internal__.tracking.Trackable)
             and not isinstance(fn.fn, tf.types.experimental.GenericFunction)
         ]
-        root.resources = _resources_of(owners)
+        root.resources = resources_of(owners)
         signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         try:
             tf.saved_model.save(root, path, signatures=signatures)
@@ -595,19 +595,6 @@ def _variables_used_by(concrete_functions):
         for variable in fn.variables:
             found.setdefault(id(variable), variable)
     return sorted(found.values(), key=lambda v: v.name)
-
-
-def _resources_of(owners):
-    """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
-    seen, found = set(), []
-    for owner in owners:
-        if not isinstance(owner, tf.__internal__.tracking.Trackable):
-            continue  # a JAX/PyTorch model holds no TensorFlow resources
-        for obj in tf.train.TrackableView(owner).descendants():
-            if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
-                seen.add(id(obj))
-                found.append(obj)
-    return found
 
 
 def _check_sample_type(sample):

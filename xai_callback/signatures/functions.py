@@ -53,8 +53,10 @@ class SignatureFunction:
         self.fn = fn
         self.output_names = list(output_names) if output_names else None
         # Trackables the function uses that the export must save (a Keras
-        # model's variables and lookup tables); see `export._resources_of`.
-        self.owners = []
+        # model's variables and lookup tables); see `resources_of`.
+        # A Python function's own layers and tables (a lookup adapted outside
+        # the model) are found by the names it reads.
+        self.owners = referenced_trackables(fn)
         self._call_style, self.input_specs = _input_specs(fn, input_signature, name)
         for key in self.input_specs:
             check_signature_key(key, name)
@@ -105,6 +107,69 @@ class SignatureFunction:
     def call_dict(self, inputs):
         """Calls with a dict keyed like the input signature."""
         return self.tf_function(*[inputs[k] for k in self.input_specs])
+
+
+def referenced_trackables(fn):
+    """TensorFlow Trackables (layers, lookup tables, models) that a Python
+    function reads from its closure or module globals, nested functions
+    and lambdas included, or the object a bound method belongs to.
+
+    Their lookup tables must be saved with the signature, or TensorFlow
+    refuses an "untracked resource" after training.
+    """
+    fn = getattr(fn, "python_function", fn)  # a tf.function's Python function
+    found = []
+
+    def add(value):
+        if _holds_resources(value) and not any(value is f for f in found):
+            found.append(value)
+
+    add(getattr(fn, "__self__", None))
+    function = getattr(fn, "__func__", fn)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return found
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            add(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    module = getattr(function, "__globals__", {})
+    for name in _names_read(code):
+        if name in module:
+            add(module[name])
+    return found
+
+
+def resources_of(owners):
+    """Every TrackableResource (lookup tables, ...) reachable from `owners`."""
+    seen, found = set(), []
+    for owner in owners:
+        if not isinstance(owner, tf.__internal__.tracking.Trackable):
+            continue  # a JAX/PyTorch model holds no TensorFlow resources
+        for obj in tf.train.TrackableView(owner).descendants():
+            if isinstance(obj, tf.saved_model.experimental.TrackableResource) and id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
+    return found
+
+
+def _holds_resources(value):
+    """A Keras layer or model (Keras 3 or tf-keras), a `tf.Module` or a lookup
+    table: what owns tables. Not datasets or functions, whose checkpoint view
+    may trace."""
+    if isinstance(value, (tf.Module, tf.saved_model.experimental.TrackableResource)):
+        return True
+    return isinstance(value, tf.__internal__.tracking.Trackable) and any(
+        cls.__module__.split(".")[0] in ("keras", "tf_keras") for cls in type(value).__mro__)
+
+
+def _names_read(code):
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_read(const)
+    return names
 
 
 def _input_specs(fn, input_signature, name):

@@ -6,6 +6,7 @@ model (or FeatureSpace) given as `preprocess_fn`/`model_fn` is turned into a
 """
 
 import re
+import sys
 
 import keras
 import tensorflow as tf
@@ -24,12 +25,7 @@ def model_signature_function(model, name="xai_model"):
     """
     inputs = getattr(model, "inputs", None) if getattr(model, "built", False) else None
     if not inputs:
-        raise SignatureError(
-            f"The model {getattr(model, 'name', model)!r} has no defined inputs "
-            f"(built={getattr(model, 'built', None)}). Build it with keras.Input "
-            "(functional or Sequential API), or pass `model_fn` with an input "
-            "signature."
-        )
+        raise SignatureError(_no_inputs_message(model))
     keys = input_keys_of(inputs)
     specs = {key: keras_tensor_spec(t, key) for key, t in zip(keys, inputs)}
     key_of = {_tensor_name(t): key for t, key in zip(inputs, keys)}
@@ -54,13 +50,97 @@ def model_signature_function(model, name="xai_model"):
     return function
 
 
+def _no_inputs_message(model):
+    """Why `model` has no inputs, and the line of code that gives it some.
+
+    A Sequential model without `keras.Input` (TensorFlow's "Basic regression"
+    tutorial) is built by its first training batch, after `on_train_begin`:
+    too late to check the export before training.
+    """
+    name = getattr(model, "name", model)
+    shape = _first_layer_input_shape(model)
+    if shape is not None:
+        dims = ", ".join(str(d) for d in shape[1:]) + ("," if len(shape) == 2 else "")
+        fix = (f"Start it with keras.Input(shape=({dims})), e.g. keras.Sequential("
+               f"[keras.Input(shape=({dims})), ...]), or call model.build({tuple(shape)}) "
+               "before fit")
+    else:
+        fix = ("Start it with keras.Input(shape=...) (functional or Sequential API), or "
+               "call model.build(input_shape) before fit")
+    return (
+        f"The model {name!r} has no defined inputs (built={getattr(model, 'built', None)}): "
+        "a Sequential model without keras.Input is only built by its first training "
+        f"batch, too late to check the export before training. {fix}; or pass "
+        "`model_fn` with an input signature."
+    )
+
+
+def _first_layer_input_shape(model):
+    """The batch input shape of `model`'s first layer when it is known (an
+    adapted Normalization is built on the data it saw), else None."""
+    layers = getattr(model, "layers", None) or []
+    return _built_input_shape(layers[0]) if layers else None
+
+
+def _built_input_shape(layer):
+    """`(None, *dims)`: the input shape `layer` was built with, else None."""
+    # Keras 3 records the shapes a layer was built with, tf-keras the input shape.
+    shapes = list((getattr(layer, "_build_shapes_dict", None) or {}).values())
+    shape = shapes[0] if len(shapes) == 1 else getattr(layer, "_build_input_shape", None)
+    try:
+        shape = tuple(tf.TensorShape(shape).as_list())
+    except (TypeError, ValueError):
+        return None
+    return (None, *shape[1:]) if len(shape) >= 2 else None
+
+
 def _tensor_name(tensor):
     return tensor.name.split(":")[0]
+
+
+def keras_of(obj):
+    """The Keras package `obj` comes from: `keras` (Keras 3) or `tf_keras`."""
+    if type(obj).__module__.split(".")[0] == "tf_keras":
+        return sys.modules["tf_keras"]
+    return keras
+
+
+def is_model(obj):
+    """A Keras 3 or tf-keras model (tf-keras is not imported to find out)."""
+    if isinstance(obj, keras.Model):
+        return True
+    tf_keras = sys.modules.get("tf_keras")
+    return tf_keras is not None and isinstance(obj, tf_keras.Model)
+
+
+def output_structure(model):
+    """`{output name: output tensor}` of a functional model, in its output order."""
+    structure = _nested(model, "outputs")
+    if isinstance(structure, dict):
+        return dict(structure)
+    return dict(zip(keras_output_names(model), keras.tree.flatten(model.outputs)))
+
+
+def input_structure(model):
+    """The inputs as the model was defined with them (tensor, list or dict)."""
+    return _nested(model, "inputs")
+
+
+def _nested(model, kind):
+    # Keras 3 keeps the structure in `_inputs_struct`, tf-keras in `_nested_inputs`.
+    for name in (f"_{kind}_struct", f"_nested_{kind}"):
+        structure = getattr(model, name, None)
+        if structure is not None:
+            return structure
+    return getattr(model, kind)
 
 
 def _output_names(model):
     if isinstance(model, keras.Model):
         return keras_output_names(model)
+    structure = getattr(model, "_nested_outputs", None)
+    if isinstance(structure, dict):
+        return list(structure)  # tf-keras orders dict outputs by key, as it returns them
     return list(model.output_names)  # tf-keras
 
 
@@ -86,20 +166,22 @@ def input_keys_of(inputs):
     """Signature keys for Keras input tensors, readable and unique.
 
     A Keras `Input` name that is not a valid key ("monthly charges") is made
-    valid; an input Keras named itself (a model built on intermediate tensors,
-    e.g. FeatureSpace's `training_model`, gets `keras_tensor_17CLONE`) is
-    called `encoded_features`.
+    valid; an unnamed `keras.Input` (every `keras.applications` model) is
+    keyed by its Input layer's name (`input_layer`, `input_layer_1`, ...); an
+    input Keras made itself for a model built on intermediate tensors (e.g.
+    FeatureSpace's `training_model` gets `keras_tensor_17CLONE`) is called
+    `encoded_features`.
 
     Raises:
         SignatureError: two inputs would get the same key.
     """
     names = [_tensor_name(t) for t in inputs]
     readable = []
-    for name in names:
+    for name, tensor in zip(names, inputs):
         if name.endswith(_CLONE_SUFFIX):
-            name = name[: -len(_CLONE_SUFFIX)]
-        if _AUTO_NAME.match(name):
             name = "encoded_features"
+        elif _AUTO_NAME.match(name):
+            name = _input_layer_name(tensor) or "encoded_features"
         readable.append(name)
     if len(inputs) > 1:
         readable = [f"{r}_{i}" if readable.count(r) > 1 else r for i, r in enumerate(readable)]
@@ -114,6 +196,16 @@ def input_keys_of(inputs):
     return keys
 
 
+def _input_layer_name(tensor):
+    """The name of the Input layer that made `tensor`, when Keras named it."""
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None) or getattr(history, "layer", None)
+    name = getattr(layer, "name", None)
+    if type(layer).__name__ != "InputLayer" or not name or _AUTO_NAME.match(name):
+        return None
+    return name
+
+
 def keras_signature_function(value, name):
     """A Keras model (or FeatureSpace) given as a function, as a `SignatureFunction`.
 
@@ -123,21 +215,76 @@ def keras_signature_function(value, name):
 
 
 def as_keras_model(value):
-    """`value`, or a FeatureSpace as the functional model from its raw inputs to its encoded features."""
-    try:
-        from keras.utils import FeatureSpace
-    except ImportError:  # pragma: no cover - Keras 3 always has it
-        return value
-    if isinstance(value, FeatureSpace):
-        import keras
-
-        return keras.Model(value.get_inputs(), value.get_encoded_features(), name=value.name)
+    """`value` as a functional Keras model: a FeatureSpace (Keras 3 or
+    tf-keras) as the model from its raw inputs to its encoded features, a
+    preprocessing layer (`TextVectorization`, a lookup, ...) as the model
+    calling it on one raw input (see `RAW_INPUT_OF_LAYER`)."""
+    if is_feature_space(value):
+        # tf-keras' FeatureSpace never sets the name its Layer base class reads.
+        name = getattr(value, "name", None) or "feature_space"
+        return keras_of(value).Model(value.get_inputs(), value.get_encoded_features(), name=name)
+    if is_preprocessing_layer(value):
+        return wrap_preprocessing_layer(value)
     return value
 
 
+# What a preprocessing layer given alone reads: `(dtype, key)` of its raw input.
+RAW_INPUT_OF_LAYER = {
+    "TextVectorization": ("string", "text"),
+    "StringLookup": ("string", None),
+    "IntegerLookup": ("int64", None),
+    "Normalization": ("float32", None),
+    "Discretization": ("float32", None),
+}
+_KERAS_PACKAGES = ("keras", "tf_keras")
+
+
+def kind_of(layer):
+    """The Keras class `layer` is (or subclasses), by name: "StringLookup", ...
+
+    By name, so that Keras 3 and tf-keras layers (two class hierarchies)
+    read alike without importing tf-keras; None for a layer of neither.
+    """
+    for cls in type(layer).__mro__:
+        if cls.__module__.split(".")[0] in _KERAS_PACKAGES:
+            return cls.__name__
+    return None
+
+
+def is_keras_layer(value):
+    return kind_of(value) is not None and hasattr(value, "get_config") and not is_model(value)
+
+
+def is_preprocessing_layer(value):
+    return is_keras_layer(value) and kind_of(value) in RAW_INPUT_OF_LAYER
+
+
+def wrap_preprocessing_layer(layer):
+    """`keras.Model(raw, layer(raw))` for a preprocessing layer given alone.
+
+    Its raw input: one string per example for `TextVectorization` (keyed
+    `text`, the shape the keras.io text tutorials feed it); for lookups,
+    Normalization and Discretization the shape the layer was built (adapted)
+    on, else one value per example, keyed by the layer's name.
+    """
+    dtype, key = RAW_INPUT_OF_LAYER[kind_of(layer)]
+    shape = (1,)
+    if key is None:
+        key = signature_key(layer.name)
+        built = _built_input_shape(layer)
+        shape = built[1:] if built is not None and len(built) >= 2 else shape
+    package = keras_of(layer)
+    raw = package.Input(shape=tuple(shape), dtype=dtype, name=key)
+    return package.Model(raw, layer(raw), name=f"{layer.name}_model")
+
+
+def is_feature_space(value):
+    return type(value).__name__ == "FeatureSpace" and hasattr(value, "get_encoded_features")
+
+
 def is_keras_model(value):
-    """A built Keras model (Keras 3 or tf-keras) or FeatureSpace."""
-    if type(value).__name__ == "FeatureSpace":
+    """A built Keras model (Keras 3 or tf-keras), FeatureSpace or preprocessing layer."""
+    if is_feature_space(value) or is_preprocessing_layer(value):
         return True
     return hasattr(value, "inputs") and hasattr(value, "get_config") and hasattr(value, "layers")
 
@@ -153,8 +300,12 @@ def keras_output_names(model):
     has none, so its last layer names the single output.
     """
     structure = getattr(model, "_outputs_struct", None)
+    if structure is None:
+        structure = getattr(model, "_nested_outputs", None)  # tf-keras
     if isinstance(structure, dict):
         return list(structure.keys())
+    if not isinstance(model, keras.Model):
+        return list(model.output_names)  # tf-keras names outputs by their layers
     functional = model
     if isinstance(model, keras.Sequential):
         functional = getattr(model, "_functional", None)
@@ -172,11 +323,10 @@ def keras_output_names(model):
     return [f"{n}_{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
-
 def is_functional(op):
-    return isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth") and bool(
-        getattr(op, "inputs", None))
-
+    """A Keras 3 or tf-keras model defined by a graph of layer calls."""
+    return (is_model(op) and hasattr(op, "_nodes_by_depth") and bool(getattr(op, "inputs", None))
+            and getattr(op, "_is_graph_network", True))
 
 
 def inlinable_model(op):
@@ -197,6 +347,14 @@ def as_signature_function(value, name):
         return value
     if is_keras_model(value):
         return keras_signature_function(value, name)
+    if is_keras_layer(value):
+        raise SignatureError(
+            f"`{name}` is the Keras layer {getattr(value, 'name', value)!r} "
+            f"({type(value).__name__}), which has no input signature of its own: wrap it in a "
+            "model, e.g. `raw = keras.Input(shape=(1,), dtype=\"string\", name=\"text\"); "
+            f"{name}=keras.Model(raw, layer(raw))` (these layers are wrapped for you: "
+            f"{', '.join(sorted(RAW_INPUT_OF_LAYER))})."
+        )
     if isinstance(value, tuple):
         if len(value) != 2:
             raise TypeError(

@@ -20,57 +20,20 @@ is decided by tensor dtype, plus the preprocessing layers known to have no
 gradient (`keras_preprocessing.NON_DIFFERENTIABLE`).
 """
 
-import dataclasses
-import re
-
 import keras
 import tensorflow as tf
 
 from xai_callback.split import graph as keras_graph, layers as keras_preprocessing
-from xai_callback.errors import SignatureError
-from xai_callback.signatures.functions import SignatureFunction, signature_key
+from xai_callback.split.boundary import CARRIED, ENCODED, RAW, name_boundary
+from xai_callback.split.compose import compose_keras_preprocessing, is_keras_preprocessing
+from xai_callback.signatures.functions import SignatureFunction
 from xai_callback.signatures.keras_models import (
-    as_keras_model,
     float32_output,
     input_keys_of,
-    keras_output_names,
+    is_model,
+    keras_of,
     keras_tensor_spec,
 )
-
-RAW, ENCODED, CARRIED = "raw", "encoded", "carried"
-# Separator of the raw feature names a crossed feature is made of (FeatureSpace
-# names its HashedCrossing layers the same way).
-CROSS = "_X_"
-
-
-@dataclasses.dataclass
-class BoundaryTensor:
-    """One tensor passed from `xai_preprocess` to `xai_model`.
-
-    Attributes:
-        key: its signature key.
-        tensor: the KerasTensor in the model's graph.
-        role: RAW (a float raw input kept in raw units), ENCODED (a float
-            encoding, attributed) or CARRIED (non-float, passed through).
-        raw_keys: keys of the raw inputs it depends on.
-        encoding: `keras_preprocessing.Encoding` for ENCODED tensors.
-        group: the raw feature it is attributed with, when that feature has
-            several attributed tensors (metadata `groupName`).
-    """
-
-    key: str
-    tensor: object
-    role: str
-    raw_keys: list
-    encoding: object = None
-    group: str = None
-
-    @property
-    def attributed(self):
-        return self.role in (RAW, ENCODED)
-
-    def spec(self):
-        return keras_tensor_spec(self.tensor, self.key)
 
 
 class SplitPlan:
@@ -86,6 +49,7 @@ class SplitPlan:
         self.boundary = boundary
         self.model_steps = model_steps
         self.preprocess_steps = preprocess_steps
+        self._preprocess = None
 
     @property
     def raw_inputs(self):
@@ -93,27 +57,40 @@ class SplitPlan:
 
     def preprocess_function(self):
         """`xai_preprocess`: raw inputs (serving_default's keys) -> boundary tensors."""
+        if self._preprocess is None:
+            self._preprocess = self._build_preprocess()
+        return self._preprocess
+
+    def _build_preprocess(self):
         graph, steps, boundary = self.graph, self.preprocess_steps, self.boundary
         raw = self.raw_inputs
 
         def preprocess(**inputs):
             values = {id(t): inputs[key] for key, t in raw.items()}
             graph.run(steps, values)
-            return {b.key: _as_declared(values[id(b.tensor)], b.tensor) for b in boundary}
+            return {b.key: _as_declared(values[id(b.tensor)], b.tensor, b.dtype) for b in boundary}
 
         specs = {key: keras_tensor_spec(t, key) for key, t in raw.items()}
         return self._owned(SignatureFunction(preprocess, specs, name="xai_preprocess (automatic split)"))
 
     def model_function(self):
-        """`xai_model`: boundary tensors -> the model's outputs (float32)."""
+        """`xai_model`: boundary tensors -> the model's outputs (float32).
+
+        Its inputs are what `xai_preprocess` outputs: the two sides must agree
+        on shapes, and the preprocessing may know a length the layers after it
+        leave open (a `TextVectorization(output_sequence_length=12)` feeding a
+        model built on `Input(shape=(None,))`).
+        """
         graph, steps, boundary = self.graph, self.model_steps, self.boundary
+        produced = self.preprocess_function().output_specs()
 
         def model(**inputs):
-            values = {id(b.tensor): inputs[b.key] for b in boundary}
+            values = {id(b.tensor): inputs[b.key] for b in boundary if not b.as_ids}
             graph.run(steps, values)
             return {name: float32_output(values[id(t)]) for name, t in graph.outputs.items()}
 
-        specs = {b.key: b.spec() for b in boundary}
+        specs = {b.key: tf.TensorSpec(produced[b.key].shape, produced[b.key].dtype, name=b.key)
+                 for b in boundary}
         return self._owned(SignatureFunction(model, specs, name="xai_model (automatic split)"))
 
     def _owned(self, function):
@@ -166,8 +143,9 @@ class SplitPlan:
         return {"format": 1, "features": described}
 
     def key_of(self, tensor):
+        """The key of boundary tensor `tensor` (its int64 ids copy, if any)."""
         tensor = self.graph.resolve(tensor)
-        return next(b.key for b in self.boundary if b.tensor is tensor)
+        return min((b for b in self.boundary if b.tensor is tensor), key=lambda b: not b.as_ids).key
 
     def describe(self):
         """One line per boundary tensor, for messages and `ExportResult.describe`."""
@@ -195,7 +173,7 @@ def _plan_of_graph(graph):
     found, model_step_ids = _walk_back(graph, raw_keys)
     if all(role == RAW for _, role in found.values()):
         return None
-    boundary = _name_boundary(graph, raw_keys, found)
+    boundary = name_boundary(graph, raw_keys, found)
     model_steps = [s for s in graph.steps if id(s) in model_step_ids]
     preprocess_steps = graph.ancestors([b.tensor for b in boundary])
     return SplitPlan(graph, raw_keys, boundary, model_steps, preprocess_steps)
@@ -269,7 +247,7 @@ def _walk_back(graph, raw_keys):
             found[id(tensor)] = (tensor, RAW if is_float else CARRIED)
             continue
         float_inputs = [t for t in step.inputs if _is_float(t)]
-        cut = isinstance(step.operation, keras_preprocessing.NON_DIFFERENTIABLE)
+        cut = keras_preprocessing.is_non_differentiable(step.operation)
         if step.inputs and not cut and (float_inputs if is_float else len(float_inputs) == len(step.inputs)):
             model_steps.add(id(step))
             stack.extend(step.inputs)
@@ -280,133 +258,22 @@ def _walk_back(graph, raw_keys):
     return found, model_steps
 
 
-def _name_boundary(graph, raw_keys, found):
-    """Boundary tensors in graph order, keyed after the raw features they encode."""
-    order = {id(t): i for i, t in enumerate(graph.inputs)}
-    for i, step in enumerate(graph.steps):
-        for t in step.outputs:
-            order.setdefault(id(t), len(graph.inputs) + i)
-    entries = sorted(found.values(), key=lambda item: order[id(item[0])])
-    used, boundary = set(), []
-
-    def claim(key):
-        candidate, n = key, 2
-        while candidate in used:
-            candidate, n = f"{key}_{n}", n + 1
-        used.add(candidate)
-        return candidate
-
-    # Raw inputs keep their own keys; encodings take the raw name when free.
-    for tensor, role in entries:
-        if id(tensor) in raw_keys:
-            key = raw_keys[id(tensor)]
-            used.add(key)
-            boundary.append(BoundaryTensor(key, tensor, role, [key]))
-    encoded = []
-    for tensor, role in entries:
-        if id(tensor) in raw_keys or role != ENCODED:
-            continue
-        sources = [raw_keys[id(t)] for t in graph.raw_ancestors(tensor)]
-        encoding = keras_preprocessing.describe_encoded(graph, graph.producer(tensor), tensor)
-        encoded.append((tensor, sources, encoding))
-    # Of several encodings of one raw feature (wide & deep), the one-hot keeps
-    # the raw name and the embedding is `<raw>_embedding`.
-    encoded.sort(key=lambda item: item[2].embedding is not None)
-    for tensor, sources, encoding in encoded:
-        base = _cross_name(graph, tensor, sources) if len(sources) > 1 else (
-            sources[0] if sources else "encoded")
-        key = claim(base if base not in used else f"{base}_{encoding.suffix}")
-        boundary.append(BoundaryTensor(key, tensor, ENCODED, sources, encoding))
-    for tensor, role in entries:
-        if id(tensor) in raw_keys or role != CARRIED:
-            continue
-        sources = [raw_keys[id(t)] for t in graph.raw_ancestors(tensor)]
-        kind = "mask" if tensor.dtype == "bool" else "ids" if "int" in str(tensor.dtype) else "values"
-        key = claim(f"{CROSS.join(sources) or 'carried'}_{kind}")
-        boundary.append(BoundaryTensor(key, tensor, role, sources))
-    _carry_token_ids(graph, boundary, claim)
-    _group_by_raw_feature(boundary)
-    return boundary
-
-
-def _cross_name(graph, tensor, sources):
-    """A crossed feature's name: its HashedCrossing layer's, when the user named
-    it (FeatureSpace names them `a_X_b`), else the raw names joined by `_X_`."""
-    for step in graph.ancestors([tensor])[::-1]:
-        layer = step.operation
-        if isinstance(layer, keras.layers.HashedCrossing):
-            auto = re.fullmatch(r"hashed_crossing(_\d+)?", layer.name)
-            if not auto and signature_key(layer.name) == layer.name:
-                return layer.name
-            break
-    return CROSS.join(sources)
-
-
-def _carry_token_ids(graph, boundary, claim):
-    """Token embeddings carry their ids, so explanations can show the tokens."""
-    for b in list(boundary):
-        ids = b.encoding.ids if b.encoding is not None else None
-        if ids is None or any(o.tensor is graph.resolve(ids) for o in boundary):
-            continue
-        boundary.append(BoundaryTensor(claim(f"{b.key}_ids"), graph.resolve(ids), CARRIED,
-                                       list(b.raw_keys)))
-
-
-def _group_by_raw_feature(boundary):
-    """A raw feature with several attributed tensors is attributed as one group."""
-    single = [b for b in boundary if b.attributed and len(b.raw_keys) == 1]
-    for b in single:
-        if sum(o.raw_keys == b.raw_keys for o in single) > 1:
-            b.group = b.raw_keys[0]
-
-
 def _is_float(tensor):
     return tf.as_dtype(tensor.dtype).is_floating
 
 
-def _as_declared(value, tensor):
-    """`value` with the dtype and shape its KerasTensor declares, which xai_model takes.
+def _as_declared(value, tensor, dtype):
+    """`value` with the dtype (`BoundaryTensor.dtype`) and shape its KerasTensor
+    declares, which xai_model takes.
 
     TF's shape inference may be less specific than Keras', and some layers
     return another dtype than they declare (StringLookup(output_mode=
     "one_hot") declares float32 and returns int64 on TF); the contract
     needs them equal.
     """
-    dtype = tf.as_dtype(tensor.dtype)
     if value.dtype != dtype:
         value = tf.cast(value, dtype)
     return tf.ensure_shape(value, tensor.shape)
-
-
-def compose_keras_preprocessing(preprocess, model):
-    """One functional model: a Keras preprocessing model (or FeatureSpace) feeding `model`.
-
-    The automatic split then cuts the combined graph, so a body trained on
-    encoded features (FeatureSpace's `training_model`) is explained per raw
-    feature.
-
-    Raises:
-        SignatureError: the preprocessing outputs do not fit the model inputs.
-    """
-    preprocess = as_keras_model(preprocess)
-    inputs, encoded = preprocess.input, preprocess.output
-    try:
-        outputs = model(encoded)
-        if not isinstance(outputs, dict):
-            # Keep the model's own output names (not the nested model's name).
-            outputs = dict(zip(keras_output_names(model), keras.tree.flatten(outputs)))
-        return keras.Model(inputs, outputs)
-    except Exception as e:  # noqa: BLE001 - any Keras error is a mismatch of the two
-        raise SignatureError(
-            f"preprocess_fn {getattr(preprocess, 'name', preprocess)!r} cannot feed the model "
-            f"{getattr(model, 'name', model)!r}: {type(e).__name__}: {e}. Pass split=False to "
-            "export them as two separate functions."
-        ) from e
-
-
-def is_keras_preprocessing(value):
-    """A Keras model or FeatureSpace given as `preprocess_fn`."""
-    return isinstance(value, (keras.Model, keras.utils.FeatureSpace))
 
 
 class ModelPreprocessing:
@@ -435,9 +302,9 @@ class ModelPreprocessing:
     @classmethod
     def of(cls, model, preprocess_fn, model_fn, split):
         """Reads `model`; an explicit `model_fn` or non-Keras `preprocess_fn` wins."""
-        if model_fn is not None or not isinstance(model, keras.Model):
+        if model_fn is not None or not is_model(model):
             return cls(None, None)
-        if keras.backend.backend() != "tensorflow":
+        if keras_of(model) is keras and keras.backend.backend() != "tensorflow":
             # String preprocessing layers run on TensorFlow only; on JAX/PyTorch
             # the model is exported whole (xai_callback/backends/).
             split = False

@@ -1,16 +1,22 @@
-"""Reading and running the graph of a Keras 3 functional model node by node.
+"""Reading and running the graph of a functional model node by node.
 
 The automatic split (`frontier.py`) runs parts of a model's own graph: from its
 raw inputs to some intermediate tensors (`xai_preprocess`) and from those to
 the outputs (`xai_model`). Keras builds such sub-models itself only by cloning
 the nodes (Keras >= 3.1, inputs renamed `<name>CLONE`); running the model's
 own nodes keeps weights, masks and names exactly as trained and works on every
-Keras 3 release.
+Keras 3 release, and on tf-keras (Keras 2), whose nodes `_Node` reads alike.
 """
 
 import keras
+import tensorflow as tf
 
-from xai_callback.signatures.keras_models import inlinable_model, is_functional, keras_output_names
+from xai_callback.signatures.keras_models import (
+    inlinable_model,
+    input_structure,
+    is_functional,
+    output_structure,
+)
 
 # Nested functional models are inlined so their preprocessing layers are seen.
 _MAX_NESTING = 8
@@ -26,7 +32,8 @@ class Graph:
     Attributes:
         model: the functional model (a Sequential's inner functional model).
         inputs: the model's input KerasTensors, in `model.inputs` order.
-        outputs: `{output name: KerasTensor}` in the model's output order.
+        outputs: `{output name: KerasTensor}` in the model's output order
+            (a dict-output model by its keys, as it returns them).
         steps: list of `Step`, in an order that computes every input first.
     """
 
@@ -37,11 +44,10 @@ class Graph:
         self._producer = {}  # id(tensor) -> Step
         self._alias = {}  # id(inner input or nested call output) -> the tensor it stands for
         self._add_nodes(model, depth=0)
-        self.outputs = {name: self.resolve(t)
-                        for name, t in zip(keras_output_names(model), _flatten(model.outputs))}
+        self.outputs = {name: self.resolve(t) for name, t in output_structure(model).items()}
 
     def _add_nodes(self, model, depth):
-        nodes = _nodes_in_order(model)
+        nodes = [_Node(n) for n in _nodes_in_order(model)]
         calls = [id(n.operation) for n in nodes]
         for node in nodes:
             op = node.operation
@@ -121,15 +127,15 @@ class Step:
         self.node = node
         self.operation = node.operation
         self.graph = graph
-        self.inputs = [graph.resolve(t) for t in node.input_tensors]
+        self.inputs = [graph.resolve(t) for t in node.inputs]
         self.outputs = list(node.outputs)
 
     def run(self, values):
-        lookup = {id(t): values[id(self.graph.resolve(t))] for t in self.node.input_tensors}
-        args, kwargs = self.node.arguments.fill_in(lookup)
+        lookup = {id(t): values[id(self.graph.resolve(t))] for t in self.node.inputs}
+        args, kwargs = self.node.arguments(lookup)
         # Inference behaviour (Dropout off, BatchNorm moving statistics), as
         # Functional.call(training=False) does.
-        if getattr(self.operation, "_call_has_training_arg", False):
+        if self.node.takes_training:
             kwargs["training"] = False
         results = _flatten(self.operation(*args, **kwargs))
         for tensor, value in zip(self.outputs, results):
@@ -139,13 +145,48 @@ class Step:
         return f"Step({type(self.operation).__name__} {getattr(self.operation, 'name', '')!r})"
 
 
-def graph_of(model):
-    """A `Graph` of a Keras 3 functional (or Sequential) model, else None.
+class _Node:
+    """One call node of Keras 3 (`operation`, `arguments`) or tf-keras (`layer`,
+    `call_args`), read the same way."""
 
-    Subclassed models and tf-keras models have no graph to read.
+    def __init__(self, node):
+        self.node = node
+        self.keras3 = hasattr(node, "operation")
+        if self.keras3:
+            self.operation = node.operation
+            self.inputs = list(node.input_tensors)
+            self.outputs = list(node.outputs)
+            self.takes_training = getattr(self.operation, "_call_has_training_arg", False)
+        else:
+            self.operation = node.layer
+            self.inputs = list(node.keras_inputs)
+            self.outputs = tf.nest.flatten(node.outputs)
+            self.takes_training = getattr(self.operation, "_expects_training_arg", False)
+
+    def arguments(self, lookup):
+        """`(args, kwargs)` of the call with each KerasTensor replaced by `lookup[id(it)]`."""
+        if self.keras3:
+            return self.node.arguments.fill_in(lookup)
+        node = self.node
+        flat = list(node._flat_arguments)
+        for tensor, (_, index) in zip(node.keras_inputs, node._keras_inputs_ids_and_indices):
+            flat[index] = lookup[id(tensor)]
+        args, kwargs = tf.nest.pack_sequence_as((node.call_args, list(node.call_kwargs.values())), flat)
+        return list(args), dict(zip(node.call_kwargs.keys(), kwargs))
+
+    @property
+    def first_argument(self):
+        if self.keras3:
+            args = self.node.arguments.args
+            return args[0] if args else next(iter(self.node.arguments.kwargs.values()))
+        return self.node.call_args[0] if self.node.call_args else next(iter(self.node.call_kwargs.values()))
+
+
+def graph_of(model):
+    """A `Graph` of a functional (or Sequential) model, Keras 3 or tf-keras, else None.
+
+    Subclassed models have no graph to read.
     """
-    if not isinstance(model, keras.Model):
-        return None
     if isinstance(model, keras.Sequential):
         model = getattr(model, "_functional", None)
     if not is_functional(model):
@@ -167,10 +208,7 @@ def _call_inputs(node, model):
     Both structures are flattened alike (dicts by sorted key), as
     Functional.call matches its inputs.
     """
-    args = node.arguments.args
-    value = args[0] if args else next(iter(node.arguments.kwargs.values()))
-    structure = getattr(model, "_inputs_struct", model.inputs)
-    return list(zip(_flatten(structure), _flatten(value)))
+    return list(zip(_flatten(input_structure(model)), _flatten(node.first_argument)))
 
 
 def _flatten(structure):

@@ -11,20 +11,26 @@ import dataclasses
 import keras
 import numpy as np
 
+from xai_callback.signatures.keras_models import kind_of
+
 # Layers whose output carries no gradient back to their input, whatever its
-# dtype (a Discretization of floats is flat almost everywhere).
-NON_DIFFERENTIABLE = (
-    keras.layers.StringLookup,
-    keras.layers.IntegerLookup,
-    keras.layers.TextVectorization,
-    keras.layers.Hashing,
-    keras.layers.HashedCrossing,
-    keras.layers.Discretization,
-    keras.layers.CategoryEncoding,
-)
-_VOCABULARY_LAYERS = (keras.layers.StringLookup, keras.layers.IntegerLookup,
-                      keras.layers.TextVectorization)
+# dtype (a Discretization of floats is flat almost everywhere; an Embedding
+# reads ids, also when they come as floats).
+NON_DIFFERENTIABLE = ("StringLookup", "IntegerLookup", "TextVectorization", "Hashing",
+                      "HashedCrossing", "Discretization", "CategoryEncoding", "Embedding")
+_LOOKUPS = ("StringLookup", "IntegerLookup")
+_VOCABULARY_LAYERS = _LOOKUPS + ("TextVectorization",)
 _BAG_MODES = ("count", "tf_idf")
+
+
+def is_kind(layer, *kinds):
+    """`layer` is one of the Keras classes `kinds` (by name: Keras 3 or tf-keras)."""
+    return layer is not None and kind_of(layer) in kinds
+
+
+def is_non_differentiable(layer):
+    return is_kind(layer, *NON_DIFFERENTIABLE)
+
 
 # Vertex encodings, and the contract's feature kinds (`xai_features.json`).
 IDENTITY, INDICATOR, BAG = "IDENTITY", "INDICATOR", "BAG_OF_FEATURES"
@@ -86,13 +92,13 @@ class Encoding:
 def describe_encoded(graph, step, tensor):
     """The `Encoding` of `tensor`, an encoded tensor computed by `step`."""
     layer = step.operation
-    if isinstance(layer, keras.layers.Embedding):
+    if is_kind(layer, "Embedding"):
         return _embedding(graph, layer, step.inputs[0], tensor)
-    if isinstance(layer, keras.layers.CategoryEncoding):
+    if is_kind(layer, "CategoryEncoding"):
         names = _slot_names(graph, step.inputs[0], layer.num_tokens)
         encoding = BAG if layer.output_mode in _BAG_MODES else INDICATOR
         return Encoding(encoding, slot_names=_fit_names(names, tensor))
-    if isinstance(layer, NON_DIFFERENTIABLE):
+    if is_non_differentiable(layer):
         mode = _output_mode(layer)
         names = _own_slot_names(layer)
         return Encoding(BAG if mode in _BAG_MODES else INDICATOR,
@@ -102,12 +108,11 @@ def describe_encoded(graph, step, tensor):
 
 def _embedding(graph, layer, ids, tensor):
     source = _source_layer(graph, ids)
-    vocabulary = _vocabulary(source) if isinstance(source, _VOCABULARY_LAYERS) else None
+    vocabulary = _vocabulary(source) if is_kind(source, *_VOCABULARY_LAYERS) else None
     # The row that means "absent": padding (mask index 0) or the OOV index 0 of
     # a lookup; without either, index 0 is a real category, so zeros.
-    has_absent_row = layer.mask_zero or isinstance(source, keras.layers.TextVectorization) or (
-        isinstance(source, (keras.layers.StringLookup, keras.layers.IntegerLookup))
-        and (source.mask_token is not None or source.num_oov_indices > 0))
+    has_absent_row = layer.mask_zero or is_kind(source, "TextVectorization") or (
+        is_kind(source, *_LOOKUPS) and (source.mask_token is not None or source.num_oov_indices > 0))
     baseline_id = 0 if has_absent_row else None
     example = list(tensor.shape[1:])
     one_id = len(example) == 1 or (len(example) == 2 and example[0] == 1)
@@ -133,16 +138,16 @@ def _slot_names(graph, ids, num_tokens):
 
 def _own_slot_names(layer):
     """Names of the ids (or slots) `layer` outputs, or None if unknown."""
-    if isinstance(layer, _VOCABULARY_LAYERS):
+    if is_kind(layer, *_VOCABULARY_LAYERS):
         return _vocabulary(layer)
-    if isinstance(layer, keras.layers.Discretization):
+    if is_kind(layer, "Discretization"):
         edges = [float(b) for b in (layer.bin_boundaries or [])]
         if not edges:
             return None
         names = [f"< {edges[0]:g}"]
         names += [f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:])]
         return names + [f">= {edges[-1]:g}"]
-    if isinstance(layer, (keras.layers.Hashing, keras.layers.HashedCrossing)):
+    if is_kind(layer, "Hashing", "HashedCrossing"):
         return [f"bin_{i}" for i in range(layer.num_bins)]
     return None
 
@@ -155,7 +160,7 @@ def _vocabulary(layer):
     for token in layer.get_vocabulary():
         if isinstance(token, bytes):
             token = token.decode("utf-8", errors="replace")
-        if isinstance(layer, keras.layers.IntegerLookup) and token == oov:
+        if is_kind(layer, "IntegerLookup") and token == oov:
             token = "[UNK]"
         names.append(str(token))
     return names
@@ -196,14 +201,14 @@ def raw_values(graph, tensor):
 
 def _accepted_values(layer, tensor):
     is_text = tensor.dtype == "string"
-    if isinstance(layer, keras.layers.TextVectorization):
+    if is_kind(layer, "TextVectorization"):
         words = [w for w in _vocabulary(layer)[2:] if w] or ["text"]
         texts = [" ".join(words[i:i + 3]) for i in range(0, max(len(words), 1), 2)][:8]
         return "", texts or ["text"]
-    if isinstance(layer, (keras.layers.StringLookup, keras.layers.IntegerLookup)):
+    if is_kind(layer, *_LOOKUPS):
         vocabulary = [v for v in layer.get_vocabulary() if v != layer.mask_token]
         real = vocabulary[layer.num_oov_indices:]
-        if isinstance(layer, keras.layers.IntegerLookup):
+        if is_kind(layer, "IntegerLookup"):
             real = [int(v) for v in real]
         else:
             real = [v.decode() if isinstance(v, bytes) else str(v) for v in real]
@@ -214,12 +219,12 @@ def _accepted_values(layer, tensor):
         else:
             return None
         return baseline, (real[:8] or [baseline])
-    if isinstance(layer, keras.layers.Hashing):
+    if is_kind(layer, "Hashing"):
         return ("", ["a", "b", "c", "d"]) if is_text else (0, [0, 1, 2, 3])
     if is_text:
         return None
-    if isinstance(layer, keras.layers.Embedding):
+    if is_kind(layer, "Embedding"):
         return 0, list(range(min(layer.input_dim, 8)))
-    if isinstance(layer, keras.layers.CategoryEncoding):
+    if is_kind(layer, "CategoryEncoding"):
         return 0, list(range(min(layer.num_tokens, 8)))
     return None
