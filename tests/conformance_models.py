@@ -373,7 +373,7 @@ def float_ids_embedding(export_dir):
 
 def unnamed_input(export_dir):
     """Every `keras.applications` model: an unnamed `keras.Input`; the signature key is
-    expected to be its Input layer's name."""
+    its Input layer's name (instances keyed by anything else are refused)."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).uniform(size=(32, 8, 8, 3)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) > 0.5).astype("float32")
@@ -382,5 +382,6 @@ def unnamed_input(export_dir):
     model = keras.Model(image, keras.layers.Dense(1, name="score")(h))
     model.compile("adam", "mse")
     path = fit_exporting(model, x, y, export_dir=export_dir, sample=x[:4])
-    name = model.inputs[0].name
+    name = model.layers[0].name  # the InputLayer's (input_layer, input_layer_1, ...)
+    assert not name.startswith("keras_tensor"), name
     return path, {name: x[:INSTANCES]}

@@ -90,38 +90,20 @@ CASES = [
          route="Keras 3, PyTorch (TensorFlow subprocess copy)"),
     Case("tf_keras_mlp", "an MLP on tf-keras", group="tf_keras", route="tf-keras 2 (TF_USE_LEGACY_KERAS=1)"),
     Case("dict_outputs", "dict outputs, IntegerLookup -> CategoryEncoding, output_key",
-         models.dict_outputs, known_failure=fixing(
-             "the split mixes the outputs up: ExportVerificationError after training, output "
-             "shape (4, 4) vs (4, 1)")),
+         models.dict_outputs),
     Case("variable_length_text", "keras.io text classification from scratch (ids Input(None,))",
-         models.variable_length_text, known_failure=fixing(
-             "refused before training: xai_preprocess gives float32[None,6,4], the split xai_model "
-             "takes [None,None,4]")),
+         models.variable_length_text),
     Case("float_ids_embedding", "Keras functional API multi-input: float32 ids into Embedding",
-         models.float_ids_embedding, known_failure=fixing(
-             "float32 ids into an Embedding are not taken for ids: refused, no gradient reaches "
-             "'title'")),
-    Case("unnamed_input", "an unnamed keras.Input (keras.applications)", models.unnamed_input,
-         known_failure=fixing(
-             "the signature key is 'encoded_features', not the Input layer's name")),
+         models.float_ids_embedding),
+    Case("unnamed_input", "an unnamed keras.Input (keras.applications)", models.unnamed_input),
     Case("jax_subprocess_normalization", "TF basic regression on JAX, TensorFlow subprocess route",
-         group="jax_subprocess", route="Keras 3, JAX (TensorFlow subprocess copy)",
-         known_failure=fixing(
-             "the TensorFlow copy of a Sequential is refused before training: its weight names differ "
-             "(dense/kernel vs sequential/dense/kernel)")),
+         group="jax_subprocess", route="Keras 3, JAX (TensorFlow subprocess copy)",),
     Case("torch_normalization", "TF basic regression on PyTorch (adapted Normalization)",
-         group="torch", route="Keras 3, PyTorch (TensorFlow subprocess copy)",
-         known_failure=fixing(
-             "the TensorFlow copy of a Sequential is refused before training: its weight names differ "
-             "(dense_1/kernel vs sequential/dense_1/kernel)")),
+         group="torch", route="Keras 3, PyTorch (TensorFlow subprocess copy)",),
     Case("tf_keras_petfinder", "TF PetFinder on tf-keras, SampledShapley", group="tf_keras",
-         route="tf-keras 2 (TF_USE_LEGACY_KERAS=1)", methods=("sampled-shapley",),
-         known_failure=fixing(
-             "tf-keras models are not split: refused before training, baseline 0 of the string "
-             "input 'Type'")),
+         route="tf-keras 2 (TF_USE_LEGACY_KERAS=1)", methods=("sampled-shapley",)),
     Case("tf_keras_featurespace", "keras.io FeatureSpace on tf-keras", group="tf_keras",
-         route="tf-keras 2 (TF_USE_LEGACY_KERAS=1)", known_failure=fixing(
-             "AttributeError: 'str' object has no attribute 'name' at train begin")),
+         route="tf-keras 2 (TF_USE_LEGACY_KERAS=1)"),
 ]
 GROUP_ENV = {"jax": {"KERAS_BACKEND": "jax"}, "torch": {"KERAS_BACKEND": "torch"},
              "jax_subprocess": {"KERAS_BACKEND": "jax", "XAI_CALLBACK_JAX_ROUTE": "tf_subprocess"},

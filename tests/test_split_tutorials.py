@@ -168,8 +168,6 @@ def test_float_ids_into_an_embedding_are_split_there(guide_model):
     assert_validated(path)
 
 
-@pytest.mark.xfail(strict=True, reason="gradients of an LSTM through a reloaded SavedModel: "
-                                       "issue 15 row 1, fixed on the certify branch")
 def test_guide_model_with_lstms_is_explained(guide_model):
     path, _, instances = guide_model
     assert_complete_from_signatures(path, instances, quiet(explain, path, instances))

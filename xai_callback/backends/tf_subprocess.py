@@ -79,7 +79,7 @@ class SubprocessConverter(MirroredConverter):
             report = run_worker(model_path, workdir, self.backend)
             paths = [v.path for v in self.model.weights]
             outputs = list(self.keras_fn.output_names or [])
-            if report["paths"] != paths or report["output_names"] != outputs:
+            if _layer_paths(report["paths"]) != _layer_paths(paths) or report["output_names"] != outputs:
                 raise ModelConversionError(
                     f"The model rebuilt on TensorFlow has the weights {report['paths']} and "
                     f"outputs {report['output_names']}, the {self.backend} model {paths} and "
@@ -106,6 +106,14 @@ class SubprocessConverter(MirroredConverter):
     def _assign(self):
         for variable, value in zip(self._variables, weights_of(self.model)):
             variable.assign(value)
+
+
+def _layer_paths(paths):
+    """`layer/variable` of each weight path. The model's own prefix depends on where the
+    weights were created (a Sequential built by `fit` says `sequential/dense/kernel`,
+    the same model loaded from its file `dense/kernel`); the order and the layer-local
+    names are what a copy needs to match."""
+    return ["/".join(path.split("/")[-2:]) for path in paths]
 
 
 def save_model(model, path):
