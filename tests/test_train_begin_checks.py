@@ -129,7 +129,7 @@ class DirectionProbe(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("monitor, metrics, expected", [
     ("val_roc", [keras.metrics.AUC(name="roc")], "max"),  # a named metric object, not built yet
-    ("val_mean_squared_error", ["mse"], "min"),
+    ("val_mse", ["mse"], "min"),
     ("val_my_metric", [my_metric], None),  # a function: no direction
 ])
 def test_mode_auto_is_decided_at_train_begin(data, tmp_path, monitor, metrics, expected):
@@ -198,3 +198,20 @@ def test_nan_compared_with_nan_is_said_so():
     values = np.array([[0.1], [np.nan]], "float32")
     with pytest.raises(ExportVerificationError, match=r"at index \(1, 0\) both are NaN, and NaN never equals NaN"):
         check_close(values, values.copy(), "serving_default", "score", "xai_model(x)", 1e-4, 1e-5)
+
+
+def test_a_split_by_hand_is_compared_with_the_model_on_the_raw_sample(tmp_path):
+    # preprocess_fn and model_fn cut the model itself: its raw inputs are the sample's.
+    model = mlp()
+    hidden = model.layers[1].output
+    head = keras.Model(hidden, model.output)  # Keras clones the nodes, weights shared
+    preprocess = (lambda feats: {"hidden": keras.Model(model.inputs, hidden)(feats)}, FEATS)
+    spec = [tf.TensorSpec([None, 8], tf.float32, name="hidden")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # compared, so nothing to warn about
+        export_explainable_model(model, str(tmp_path / "m"), preprocess_fn=preprocess,
+                                 model_fn=(lambda hidden: {"score": head(hidden)}, spec), split=False)
+    other_head = keras.Model(hidden, keras.layers.Dense(1, activation="sigmoid", name="score")(hidden))
+    with pytest.raises(ValueError, match=r"model_fn .*does not compute what the model being trained computes"):
+        export_explainable_model(model, str(tmp_path / "n"), preprocess_fn=preprocess,
+                                 model_fn=(lambda hidden: {"score": other_head(hidden)}, spec), split=False)

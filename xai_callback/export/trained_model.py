@@ -103,25 +103,34 @@ class TrainedModel:
 
     def outputs_on(self, sample):
         """`(outputs, fed)`: the model's outputs on `sample` and how it was
-        fed; `(None, why)` when its inputs cannot be made from `sample`."""
+        fed; `(None, why)` when its inputs cannot be made from `sample`.
+
+        Fed with the preprocess output when it fits the model's inputs (the
+        model was trained on it), else with the sample itself (a model that
+        takes the raw inputs, e.g. one split by hand).
+        """
         function = self._live_function()
         if function is None:
             return None, self._unavailable
-        keys = list(function.input_specs)
+        specs = function.input_specs
         try:
+            candidates = []
             if self.preprocess is not None and set(self.preprocess.input_specs) <= set(sample):
-                produced = self.preprocess.call_dict(sample)
-                if set(keys) <= set(produced):
-                    return function.call_dict(produced), f"on {self.preprocess.name}'s output"
-            direct = ({k: sample[k] for k in keys} if set(keys) <= set(sample) else
-                      {keys[0]: next(iter(sample.values()))} if len(keys) == 1 == len(sample) else None)
-            if direct is not None and all(value.dtype == function.input_specs[key].dtype
-                                          for key, value in direct.items()):
-                return function.call_dict(direct), "on the sample"
+                candidates.append((self.preprocess.call_dict(sample), f"on {self.preprocess.name}'s output"))
+            candidates.append((sample, "on the sample"))
+            for values, fed in candidates:
+                if set(specs) <= set(values):
+                    feed = {key: values[key] for key in specs}
+                elif len(specs) == 1 == len(values):  # one input, named otherwise
+                    feed = {next(iter(specs)): next(iter(values.values()))}
+                else:
+                    continue
+                if all(_fits(value, specs[key]) for key, value in feed.items()):
+                    return function.call_dict(feed), fed
         except _RUN_ERRORS as e:
             return None, f"the model does not run on the sample ({type(e).__name__}: {short_message(e)})"
-        taken = {k: s.dtype.name for k, s in function.input_specs.items()}
-        given = {k: tf.as_dtype(v.dtype).name for k, v in sample.items()}
+        taken = {key: spec.dtype.name for key, spec in specs.items()}
+        given = {key: tf.as_dtype(value.dtype).name for key, value in sample.items()}
         return None, f"the model's inputs {taken} cannot be made from the sample's {given}"
 
     def check_live(self, functions, sample):
@@ -185,3 +194,7 @@ class TrainedModel:
         if before:
             return f"{role} (exported as '{name}')" if role else f"'{name}'"
         return f"The exported '{name}'" + (f" (built from {role})" if role else "")
+
+
+def _fits(value, spec):
+    return value.dtype == spec.dtype and spec.shape.is_compatible_with(value.shape)
