@@ -172,6 +172,31 @@ CASES = [
      TypeError, ["Dataset", "next(iter(dataset))"], {}),
     ("sample-fails-in-serving", ok_dir, dict(preprocess_fn=parse_csv, sample={"csv": ["1,2,x,4"]}),
      ValueError, ["sample=", "['csv']", "convert string: x"], {}),
+    # -- what is knowable at train begin (issue: everything knowable there is checked there) --
+    ("sample-empty", ok_dir, dict(sample={"feats": np.zeros((0, N_FEATURES), "float32")}), ValueError,
+     ["sample= has no rows", "'feats' has shape (0, 4)"], None),
+    ("sample-has-nan", ok_dir, dict(sample={"feats": [[0.5, float("nan"), 0.1, 0.2]]}), ValueError,
+     ["sample= holds nan at 'feats'[0, 1]", "NaN never equals NaN"], {}),
+    ("preprocess-gives-nan", ok_dir, dict(preprocess_fn=preprocess_returning(lambda f: {"feats": tf.math.log(f)}),
+                                          sample={"csv": ["1,-2,3,4"]}), ValueError,
+     ["output of preprocess_fn on the sample holds nan at 'feats'[0, 1]"], {}),
+    ("serving-fn-returns-a-tensor", ok_dir, dict(serving_fn=(lambda feats: tf.reduce_sum(feats, 1, keepdims=True),
+                                                             FEATS)), ValueError,
+     ["serving_fn", "['output_0'] share no key", "return a dict"], {}),
+    ("serving-fn-returns-a-list", ok_dir, dict(serving_fn=(lambda feats: [tf.reduce_sum(feats, 1, keepdims=True)],
+                                                           FEATS)), ValueError,
+     ["serving_fn", "['output_0'] share no key", "return a dict"], {}),
+    ("serving-fn-differs", ok_dir, dict(serving_fn=(
+        lambda feats: {"score": tf.sigmoid(tf.reduce_sum(feats, 1, keepdims=True))}, FEATS)), ValueError,
+     ["serving_fn", "'serving_default' output 'score' differs from xai_model"], {}),
+    ("model-fn-not-the-trained-model", ok_dir, dict(model_fn=(
+        lambda feats: {"score": tf.sigmoid(tf.reduce_sum(feats, 1, keepdims=True))}, FEATS)), ValueError,
+     ["model_fn (exported as 'xai_model') does not compute what the model being trained computes", "'score'"], {}),
+    ("monitor-direction-unknown", ok_dir, dict(monitor="custom_score", save_best_only=True), ValueError,
+     ["monitor='custom_score'", "mode='min' or mode='max'"], {}),
+    ("validation-freq-never-validates", ok_dir, dict(save_best_only=True), ValueError,
+     ["monitor='val_loss' never appears", "validation_freq=5", "epochs=1"],
+     {"fit": dict(validation_split=0.25, validation_freq=5)}),
 ]
 
 
@@ -214,7 +239,7 @@ def test_bad_input_fails_before_training(model, data, tmp_path, request, make_di
             callbacks.append(keras.callbacks.BackupAndRestore(str(tmp_path / fit_kwargs["backup"])))
         callbacks.append(callback)
         try:
-            model.fit(*data, epochs=1, verbose=0, callbacks=callbacks)
+            model.fit(*data, epochs=1, verbose=0, callbacks=callbacks, **fit_kwargs.get("fit", {}))
         finally:
             assert counter.batches == 0
     for fragment in fragments:

@@ -96,3 +96,33 @@ def test_strict_fails_at_first_epoch_end_when_only_the_logs_can_tell(data, tmp_p
 def test_strict_needs_save_best_only(tmp_path):
     with pytest.raises(ValueError, match="save_best_only=False"):
         XaiExportCallback(str(tmp_path / "m"), strict=True)
+
+
+def test_monitor_improvement_as_keras_monitor_callback():
+    from xai_callback.callbacks.monitor import Monitor
+
+    monitor = Monitor("val_loss", mode="min", min_delta=0.1)
+    assert monitor.is_improvement(5.0)  # anything finite beats no best
+    monitor.best = 1.0
+    assert monitor.is_improvement(0.85) and not monitor.is_improvement(0.95)  # by more than min_delta
+    assert not monitor.is_improvement(math.nan) and not monitor.is_improvement(-math.inf)
+    assert monitor.format_best() == "1.00000"
+    rising = Monitor("val_auc", mode="max", initial_value_threshold=0.8)
+    assert rising.best == 0.8 and not rising.is_improvement(0.75) and rising.is_improvement(0.81)
+    rising.best = 0.9
+    rising.forget_best()
+    assert rising.best == 0.8
+
+
+def test_direction_of_per_output_metrics_before_they_are_built():
+    from models import two_head_model
+
+    from xai_callback.callbacks.monitor import direction_of
+
+    model = two_head_model()
+    model.compile("adam", {"price": "mse", "kind": "sparse_categorical_crossentropy"},
+                  metrics={"kind": ["accuracy"], "price": [keras.metrics.MeanAbsoluteError(name="mae")]})
+    assert direction_of("val_kind_accuracy", model) == "max"
+    assert direction_of("price_mae", model) == "min"
+    assert direction_of("val_price_loss", model) == "min"
+    assert direction_of("kind_nothing", model) is None

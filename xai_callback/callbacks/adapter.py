@@ -50,7 +50,7 @@ class PolicyCallback:
         return cls(**config)
 
     def on_train_begin(self, logs=None):
-        self.policy.on_train_begin(self.model)
+        self.policy.on_train_begin(self.model, self.params)
 
     def on_epoch_end(self, epoch, logs=None):
         self.policy.on_epoch_end(self.model, epoch, logs)

@@ -2,27 +2,29 @@
 
 A callback sees the model and `params` (epochs, steps, verbose) only: not the
 other callbacks, nor whether (and how often) validation runs. Both Keras 3
-and tf-keras keep them as locals of `Model.fit` (`callbacks`, the
-CallbackList, `validation_data`, set after `validation_split` is applied, and
-`validation_freq`), so `find_fit` looks for that frame on the stack. This is
-best effort: under another trainer, or a Keras that renames those locals, it
-returns None and the checks that need it fall back to the end of the first
-epoch (missing monitor) or are skipped (BackupAndRestore, KerasTuner trial).
+and tf-keras keep them as locals of `Model.fit`, which
+`keras_internals.fit_locals` reads. This is best effort: under another
+trainer, or a Keras that renames those locals, `find_fit` returns None and
+the checks that need it fall back to the end of the first epoch (missing
+monitor) or are skipped (BackupAndRestore, validation epochs, KerasTuner
+trial).
 """
 
-import inspect
 import os
+import warnings
 
-MAX_FRAMES = 40
+from xai_callback.callbacks import keras_internals
 
 
 class FitContext:
     """What `fit` was called with, as far as it could be found."""
 
-    def __init__(self, has_validation, callbacks, validation_freq=1):
+    def __init__(self, has_validation, callbacks, validation_freq=1, epochs=None, initial_epoch=0):
         self.has_validation = has_validation
         self.callbacks = callbacks
         self.validation_freq = validation_freq
+        self.epochs = epochs
+        self.initial_epoch = initial_epoch if isinstance(initial_epoch, int) else 0
 
     def validates_at(self, epoch):
         """Whether `fit` validates at the end of 0-based `epoch` (Keras' `_should_eval`)."""
@@ -38,22 +40,50 @@ class FitContext:
 
 def find_fit(model):
     """The `FitContext` of the `fit` running `model`, or None when not found."""
-    frame = inspect.currentframe()
-    try:
-        for _ in range(MAX_FRAMES):
-            frame = frame.f_back
-            if frame is None:
-                return None
-            if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
-                local = frame.f_locals
-                callbacks = getattr(local.get("callbacks"), "callbacks", local.get("callbacks"))
-                has_validation = None
-                if "validation_data" in local:
-                    has_validation = local["validation_data"] is not None
-                return FitContext(has_validation, list(callbacks or []), local.get("validation_freq", 1))
+    found = keras_internals.fit_locals(model)
+    if found is None:
         return None
-    finally:
-        del frame
+    return FitContext(found["has_validation_data"], found["callbacks"], found["validation_freq"],
+                      found["epochs"], found["initial_epoch"])
+
+
+def check_validation_epochs(monitor, context, epochs=None):
+    """A `val_*` monitor must be logged by some epoch of this `fit`.
+
+    Args:
+        monitor: the monitored name.
+        context: the `FitContext` (None: nothing to check).
+        epochs: `params["epochs"]`; defaults to the one `fit` was called with.
+
+    Raises:
+        ValueError: `validation_freq` validates at none of the epochs, so
+            nothing could be exported (the message gives the ways out).
+
+    Warns when the last epochs train after the last validation: they cannot
+    be the best, whatever they learn.
+    """
+    if not monitor.startswith("val_") or context is None or not context.has_validation:
+        return
+    epochs = epochs if isinstance(epochs, int) else context.epochs
+    if not isinstance(epochs, int) or epochs <= context.initial_epoch:
+        return
+    validating = [epoch + 1 for epoch in range(context.initial_epoch, epochs) if context.validates_at(epoch)]
+    freq = context.validation_freq
+    if not validating:
+        raise ValueError(
+            f"monitor={monitor!r} never appears in this fit: validation_freq={freq!r} validates at "
+            f"none of epochs {context.initial_epoch + 1}..{epochs} (epochs={epochs}), so no epoch can "
+            "be the best and nothing would be exported. Pass a validation_freq that divides epochs "
+            f"(e.g. validation_freq=1), more epochs, or monitor the training value {monitor[4:]!r}."
+        )
+    if validating[-1] != epochs:
+        warnings.warn(
+            f"monitor={monitor!r}: with validation_freq={freq!r} and epochs={epochs} the last "
+            f"validation is at epoch {validating[-1]}; epochs {validating[-1] + 1}..{epochs} train "
+            "after it and cannot be exported as the best. Make epochs a multiple of "
+            "validation_freq to count every epoch's training.",
+            stacklevel=3,
+        )
 
 
 def check_backup_dir(export_dir, context):
@@ -171,11 +201,8 @@ def check_monitor_can_appear(monitor, model, context):
 
 def loggable_names(model):
     """Names (without `val_`) Keras 3 `fit` will log, or None when unknowable."""
-    try:
-        from keras.src.trainers.trainer import Trainer
-    except ImportError:  # pragma: no cover - tf-keras only environments
-        return None
-    if not isinstance(model, Trainer):
+    trainer = keras_internals.keras3_trainer_class()
+    if trainer is None or not isinstance(model, trainer):
         return None
     custom = [c for c in type(model).__mro__ if "train_step" in vars(c)]
     if custom and custom[0].__module__.split(".")[0] != "keras":
@@ -184,23 +211,10 @@ def loggable_names(model):
     outputs = list(getattr(model, "output_names", None) or [])
     if len(outputs) > 1:
         names.update(f"{name}_loss" for name in outputs)
-    compiled = getattr(model, "_compile_metrics", None)
-    if compiled is None:
-        return names
-    if getattr(compiled, "built", False):
-        return names | {m.name for m in compiled.metrics}
-    declared = []
-    for group in (getattr(compiled, "_user_metrics", None), getattr(compiled, "_user_weighted_metrics", None)):
-        if group is None:
-            continue
-        if not isinstance(group, (list, tuple)):
-            return None  # per-output dicts: names get output prefixes
-        declared.extend(group)
-    if declared and len(outputs) > 1:
-        return None  # per-output metrics get output-name prefixes
-    for metric in declared:
-        name = metric if isinstance(metric, str) else getattr(metric, "name", None) or getattr(metric, "__name__", None)
-        if not isinstance(name, str):
-            return None
-        names.add(name)
-    return names
+    metrics = keras_internals.compiled_metrics(model)
+    if metrics and len(outputs) > 1 and not keras_internals.metrics_built(model):
+        return None  # declared per-output metrics are logged with output-name prefixes
+    metric_names = {name for name, _ in metrics}
+    if None in metric_names:
+        return None
+    return names | metric_names

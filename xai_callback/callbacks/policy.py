@@ -1,38 +1,29 @@
 """When to export and with which weights: the callbacks' shared policy.
 
 Knows nothing of Keras' callback base classes, so one implementation serves
-the Keras 3 and the tf-keras adapters alike.
+the Keras 3 and the tf-keras adapters alike. The monitored value (mode,
+min_delta, best) is `Monitor`'s, as `ModelCheckpoint` builds on Keras'
+`MonitorCallback`; the policy adds when to export and which weights.
 """
 
 import inspect
-import math
-import sys
 import warnings
 
-import numpy as np
-
-from xai_callback.arguments import check_bool, check_choice, check_int, check_number, check_str
+from xai_callback.arguments import check_bool, check_choice, check_int
 from xai_callback.errors import ExportFailedError
 from xai_callback.export.engine import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
 from xai_callback import backends
 from xai_callback.export import distribute
 from xai_callback.publish import placement
+from xai_callback.callbacks import fit_context, keras_internals
 # Options <-> config data (import strings, ...): see callbacks/config.py.
 from xai_callback.callbacks.config import plain_containers, resolve_functions, serialize_options
+from xai_callback.callbacks.monitor import Monitor, format_value
 
-MODES = ("auto", "min", "max")
-
-
-def _print(message):
-    try:  # Keras' printer honours its interactive-logging setting.
-        from keras.src.utils.io_utils import print_msg
-    except ImportError:  # pragma: no cover - tf-keras only environments
-        print(message, file=sys.stdout, flush=True)
-    else:
-        print_msg(message)
+_print = keras_internals.print_msg
 
 
-class ExportPolicy:
+class ExportPolicy(Monitor):
     """Tracks the monitored value and exports at train end or on improvement.
 
     Like `ModelCheckpoint`, the best value persists across `fit` calls until
@@ -66,15 +57,11 @@ class ExportPolicy:
         if not export_dir:
             raise ValueError("export_dir must be a non-empty path; received ''.")
         # Types first, whatever wrote them (a YAML "false" is a non-empty string).
-        mode = check_choice("mode", mode, MODES)
-        monitor = check_str("monitor", monitor)
+        super().__init__(monitor, mode, min_delta, initial_value_threshold)
         save_best_only = check_bool("save_best_only", save_best_only)
         export_on_improvement = check_bool("export_on_improvement", export_on_improvement)
         strict = check_bool("strict", strict)
         publish = check_choice("publish", publish, placement.PUBLISH_MODES, optional=True)
-        min_delta = check_number("min_delta", min_delta, minimum=0)
-        initial_value_threshold = check_number(
-            "initial_value_threshold", initial_value_threshold, optional=True)
         # Keras' own callbacks take verbose=True/False as 1/0.
         verbose = int(verbose) if isinstance(verbose, bool) else check_int(
             "verbose", verbose, allowed=(0, 1, 2))
@@ -93,11 +80,7 @@ class ExportPolicy:
         placement.check_destination(export_dir, export_options.get("overwrite", False), versioned)
         self.strict = strict
         self.export_dir = export_dir
-        self.monitor = monitor
-        self.mode = mode
         self.save_best_only = bool(save_best_only)
-        self.min_delta = float(min_delta)
-        self.initial_value_threshold = initial_value_threshold
         self.export_on_improvement = bool(export_on_improvement)
         self.verbose = int(verbose)
         self.publish = publish
@@ -126,14 +109,13 @@ class ExportPolicy:
         self._fresh = True
 
     def _forget_best(self):
-        self.best = self.initial_value_threshold
+        self.forget_best()
         self.best_epoch = None
         self.best_weights = None
         self.best_exported = False
         self.best_objective = None
         self.best_beaten = None  # (value, path) of a published export that beats every epoch
         self.last_export = None
-        self.direction = None if self.mode == "auto" else self.mode
         self.weights_kind = "model"
 
     def get_config(self):
@@ -155,12 +137,17 @@ class ExportPolicy:
 
     # -- fit events -----------------------------------------------------------
 
-    def on_train_begin(self, model):
-        """Checks the fit call and traces/checks every signature before the first batch."""
+    def on_train_begin(self, model, params=None):
+        """Checks the fit call and traces/checks every signature before the first batch.
+
+        Args:
+            model: the model `fit` trains.
+            params: the callback's `params` (`epochs`, `steps`, `verbose`).
+        """
         self._warned_missing = False
-        if self.save_best_only and self.direction is None:
-            self.direction = infer_direction(self.monitor, model)
-        self._check_fit(model)
+        self._check_fit(model, params or {})
+        if self.save_best_only:
+            self.set_direction(model)  # mode="auto" decided now, not after an epoch
         distribute.check_supported(distribute.strategy_of(model))
         self.exporter = ExplainableExporter(model, **resolve_functions(self.export_options))
         self.exporter.prepare()
@@ -178,19 +165,15 @@ class ExportPolicy:
                 self._missing_monitor(epoch, logs)
             return
         value = float(value)
-        if self.direction is None:
-            self.direction = infer_direction(self.monitor, model, required=True)
+        self.set_direction(model)  # decided at train begin; a no-op then
         if not self.is_improvement(value):
             if self.verbose:
-                _print(
-                    f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                    f"{_fmt(self.best, self.direction)}"
-                )
+                _print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.format_best()}")
             return
         if self.verbose:
             _print(
-                f"\nEpoch {epoch + 1}: {self.monitor} improved from {_fmt(self.best, self.direction)} "
-                f"to {_fmt(value)}, best weights kept for export"
+                f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.format_best()} "
+                f"to {format_value(value)}, best weights kept for export"
             )
         self.best, self.best_epoch, self.best_exported = value, epoch, False
         self.best_weights, self.weights_kind = weights_to_export(model)
@@ -234,14 +217,15 @@ class ExportPolicy:
 
     # -- checks on the fit call ---------------------------------------------------
 
-    def _check_fit(self, model):
-        """Before the first batch: BackupAndRestore dir, strict monitor; finds validation and tuner."""
-        from xai_callback.callbacks import fit_context
-
+    def _check_fit(self, model, params):
+        """Before the first batch: BackupAndRestore dir, strict monitor, validation
+        epochs; finds validation and tuner."""
         context = fit_context.find_fit(model)
         fit_context.check_backup_dir(self.export_dir, context)
         if self.strict:
             fit_context.check_monitor_can_appear(self.monitor, model, context)
+        if self.save_best_only:
+            fit_context.check_validation_epochs(self.monitor, context, params.get("epochs"))
         self.fit_context = context
         self.tuner = fit_context.find_tuner_trial(context)
 
@@ -278,15 +262,6 @@ class ExportPolicy:
         self.best_weights, self.best_epoch, self.best_exported = None, None, False
 
     # -- helpers --------------------------------------------------------------
-
-    def is_improvement(self, value):
-        if math.isnan(value) or math.isinf(value):
-            return False
-        if self.best is None:
-            return True
-        if self.direction == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
 
     def _rank_key(self):
         if self.tuner is not None:
@@ -343,36 +318,10 @@ class ExportPolicy:
 
 def weights_to_export(model):
     """(copies of the weights, 'ema' | 'model'): EMA averages where the optimizer keeps them."""
-    averaged = ema_weights(model)
+    averaged = keras_internals.ema_weights(model)
     if averaged is not None:
         return averaged, "ema"
     return backends.weights_of(model), "model"
-
-
-def ema_weights(model):
-    """`model.get_weights()` with each trainable weight replaced by its EMA.
-
-    With `use_ema=True` Keras writes the averages into the model at the end of
-    `fit` (before `on_train_end`), so a final-weights export holds them; the
-    best epoch's export holds that epoch's averages, the same kind of weights.
-    None when the optimizer keeps no averages.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
-    if not getattr(optimizer, "use_ema", False) or not averages:
-        return None
-    # Keras 3 indexes the averages by `_trainable_variables_indices`, tf-keras by `_index_dict`.
-    index = getattr(optimizer, "_trainable_variables_indices", None)
-    if index is None:
-        index = getattr(optimizer, "_index_dict", None)
-    if index is None or not hasattr(optimizer, "_var_key"):
-        return None
-    weights = []
-    for variable in model.weights:
-        position = index.get(optimizer._var_key(variable))
-        average = averages[position] if position is not None and position < len(averages) else None
-        weights.append(np.array(average if average is not None else variable, copy=True))
-    return weights
 
 
 def save_fallback_weights(model, export_dir, cause=None, versioned=False):
@@ -439,65 +388,6 @@ def _check_strict(strict, save_best_only):
             "strict=True checks the monitor, which only matters with "
             f"save_best_only=True; received save_best_only={save_best_only!r}."
         )
-
-
-def _fmt(value, direction="min"):
-    if value is None:
-        return "-inf" if direction == "max" else "inf"
-    return f"{value:.5f}"
-
-
-def infer_direction(monitor, model, required=False):
-    """'min' or 'max' for `monitor`, as Keras 3's `mode="auto"` decides.
-
-    Losses are minimised; otherwise the compiled metric's own direction.
-    Returns None when it cannot be known yet (metrics are built lazily) and
-    `required` is False.
-    """
-    name = monitor[4:] if monitor.startswith("val_") else monitor
-    if name == "loss" or name.endswith("_loss"):
-        return "min"
-    for metric in _all_metrics(model):
-        if getattr(metric, "name", None) == name and hasattr(metric, "_direction"):
-            return "max" if metric._direction == "up" else "min"
-        if getattr(metric, "name", None) == name:
-            # tf-keras metrics carry no direction: ask Keras 3 about the same
-            # class (e.g. tf_keras AUC(name="roc") -> keras.metrics.AUC).
-            direction = _direction_of_named_metric(type(metric).__name__)
-            if direction is not None:
-                return direction
-    direction = _direction_of_named_metric(name)
-    if direction is None and required:
-        raise ValueError(
-            f"monitor={monitor!r}: cannot tell whether it should be minimised or "
-            "maximised. Pass mode='min' or mode='max'."
-        )
-    return direction
-
-
-def _all_metrics(model):
-    found = []
-    for metric in getattr(model, "metrics", []) or []:
-        found.append(metric)
-        found.extend(getattr(metric, "metrics", []) or [])
-    return found
-
-
-def _direction_of_named_metric(name):
-    """Direction of a metric given by name (e.g. 'auc'), through Keras 3."""
-    try:
-        import keras
-
-        metric = keras.metrics.get(name)
-    except Exception:  # noqa: BLE001 - unknown names are simply unknown
-        return None
-    if isinstance(metric, type):
-        try:
-            metric = metric()
-        except Exception:  # noqa: BLE001
-            return None
-    direction = getattr(metric, "_direction", None)
-    return {"up": "max", "down": "min"}.get(direction)
 
 
 _EXPORTER_ARGS = tuple(

@@ -81,6 +81,7 @@ def _read_sample(export, sample):
                  if SERVING_DEFAULT in export.signatures else {})
         export.sample = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype if k in specs else None)
                          for k, v in sample.items()}
+        _refuse_empty_sample(export)
         return
     path = extra_path(export.export_dir, SAMPLE_FILE)
     if not storage.exists(path):
@@ -90,6 +91,17 @@ def _read_sample(export, sample):
         export.sample = decode_tensor_dict(storage.read_json(path))
     except (ValueError, KeyError, TypeError, tf.errors.OpError) as e:
         export.sample_error = f"cannot decode {path}: {e}"
+    _refuse_empty_sample(export)
+
+
+def _refuse_empty_sample(export):
+    """A sample without rows verifies nothing: a failed rule, not a crash."""
+    empty = [f"{key!r} has shape {tuple(value.shape)}" for key, value in (export.sample or {}).items()
+             if value.shape.rank and value.shape[0] == 0]
+    if empty:
+        export.sample_error = (f"{export.sample_source} has no rows ({', '.join(empty)}): nothing can be "
+                               "verified on it; pass a sample with at least one row")
+        export.sample = None
 
 
 def _read_tolerances(export):

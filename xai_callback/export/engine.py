@@ -32,7 +32,8 @@ from xai_callback.names import (
     join,
 )
 from xai_callback import backends
-from xai_callback.export import distribute
+from xai_callback.export import checks, distribute
+from xai_callback.export.trained_model import TrainedModel
 from xai_callback.publish import placement
 from xai_callback.publish.provenance import build_provenance, read_provenance, write_provenance
 from xai_callback.signatures.functions import check_preprocess_output, compose, resources_of
@@ -266,6 +267,9 @@ class ExplainableExporter:
             explainer.concrete_function()
             self.functions[XAI_EXPLAIN] = explainer
         self._sample = self._resolve_sample(serving)
+        self.trained_model = TrainedModel.for_export(
+            self.functions, self._raw, self.converter, self.preprocessing.source if plan is not None else None,
+            rtol=self.rtol, atol=self.atol)
         self._check_before_training()
         self._prepared = True
         return self
@@ -298,7 +302,9 @@ class ExplainableExporter:
                     f"{sorted(self._sample)}): {type(e).__name__}: {short_message(e)}"
                 ) from e
         self._probe(self._live(), live=True)
-        if self._sample is not None:
+        if self._sample is not None:  # after the probe, whose refusals are more specific
+            checks.check_before_training(self.functions, self._sample, self.trained_model,
+                                         self._raw["serving_fn"] is not None, self.rtol, self.atol)
             # The export's method through explain's engine: what it would refuse, refused now.
             from xai_callback.explain.rehearsal import check_before_training
 
@@ -527,6 +533,7 @@ class ExplainableExporter:
             check_serving_identity(
                 signatures, self._sample, expected=expected, rtol=self.rtol, atol=self.atol
             )
+            self.trained_model.check_export(signatures, self._sample)  # whatever functions built it
 
 
 BOOLEAN_OPTIONS = ("legacy_metadata", "verify", "overwrite", "versioned", "split", "store_sample",
@@ -577,6 +584,7 @@ def check_export_options(**options):
             "track must be a list of trackable objects (lookup tables, layers) or None; "
             f"received track={track!r} of type {type(track).__name__}.")
     _check_sample_type(options.get("sample"))
+    checks.check_sample_rows(options.get("sample"))
     checked["explanation_spec"] = ExplanationSpec.coerce(
         options.get("explanation_spec"), "the export options", "explanation_spec")
     if checked.get("explain_signature"):

@@ -53,14 +53,26 @@ def check_close(got, want, signature, key, against, rtol, atol):
         close = got == want
     if not np.all(close):
         index = tuple(int(i) for i in np.argwhere(~close)[0])
+        values = f"it is {got[index]!r}, expected {want[index]!r}"
+        if _is_nan(got[index]) and _is_nan(want[index]):
+            values = ("both are NaN, and NaN never equals NaN: the inputs compared on (a sample "
+                      "holding NaN, a preprocessing giving NaN) or the model make NaN")
         raise ExportVerificationError(
             f"Signature '{signature}' output '{key}' differs from {against}: at "
-            f"index {index} it is {got[index]!r}, expected {want[index]!r} "
+            f"index {index} {values} "
             f"(rtol={rtol}, atol={atol}; {int((~close).sum())} of {close.size} "
             "values differ).",
             signature=signature,
             key=key,
         )
+
+
+def _is_nan(value):
+    array = np.asarray(value)
+    try:  # float64 also reads ml_dtypes' bfloat16
+        return bool(np.isnan(array.astype(np.complex128 if array.dtype.kind == "c" else np.float64)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_inexact(dtype):
