@@ -17,11 +17,14 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, ExportFailedError, XaiExportCallback
-from xai_callback.publish import placement, storage, writers
+from xai_callback.publish import placement, staging, storage, writers
+from xai_callback.publish.cleanup import clean_stale
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.store_placement import copy_files
 from xai_callback.names import PROVENANCE_FILE
 from xai_callback.publish.provenance import read_provenance
 
-from faults import Faults, Killed
+from faults import Faults, Killed, drop_locks
 from models import N_FEATURES, mlp, tabular_data
 from subprocess_runs import script_env
 
@@ -170,22 +173,22 @@ def ram_dir():
 
 
 def staged_export(exporter, export_dir, versioned, n):
-    """A verified staging copy, ready for `placement.publish`."""
-    staging = placement.begin(export_dir, versioned=versioned)
-    exporter._write(staging, {"n": n})
-    return staging
+    """A verified staging copy, ready for `Staging.publish`."""
+    staged = staging.begin(Destination(export_dir, versioned=versioned))
+    exporter._write(staged.path, {"n": n})
+    return staged
 
 
 def kill_publish_at(at, exporter, export_dir, versioned, monkeypatch):
     """Publishes export n=2 over n=1, the process 'dying' at fault point `at`."""
-    staging = staged_export(exporter, export_dir, versioned, n=2)
+    staged = staged_export(exporter, export_dir, versioned, n=2)
     with monkeypatch.context() as patch:
         faults = Faults(at=at, action="die").install(patch) if at else Faults().install(patch)
         try:
-            placement.publish(staging, export_dir, versioned=versioned)
-            placement.end(staging)
+            staged.publish()
+            staged.close()
         except Killed:
-            pass  # no clean-up runs after a kill
+            drop_locks(staged)  # no clean-up runs after a kill; the kernel drops the locks
     return faults
 
 
@@ -194,13 +197,13 @@ def test_object_store_replace_killed_at_each_step_is_repaired(exporter, monkeypa
     export_with(exporter, template, training_info={"n": 1})
     add_foreign_files(template)
     measured = ram_dir() + "/model"
-    placement.copy_files(template, measured)
+    copy_files(template, measured)
     points = kill_publish_at(None, exporter, measured, False, monkeypatch).count
     assert points >= 30
     states = set()
     for at in range(1, points + 1):
         export_dir = ram_dir() + "/model"
-        placement.copy_files(template, export_dir)
+        copy_files(template, export_dir)
         faults = kill_publish_at(at, exporter, export_dir, False, monkeypatch)
         assert faults.dead, at
         parent = placement.split_path(export_dir)[0]
@@ -211,7 +214,7 @@ def test_object_store_replace_killed_at_each_step_is_repaired(exporter, monkeypa
         states.add((placement.is_complete(export_dir), bool(complete_copies)))
         # The killed writer is gone: its marker's own timestamp says when it started.
         monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-        placement.clean_stale(export_dir)
+        clean_stale(Destination(export_dir))
         monkeypatch.undo()
         assert placement.is_complete(export_dir) and loads(export_dir), at
         assert created(export_dir)[1] in (1, 2) and foreign_files_survive(export_dir), at
@@ -226,14 +229,14 @@ def test_restore_never_deletes_the_only_complete_copy_while_a_writer_may_live(ex
     at = trace.index("copy_file") + 2 * len([t for t in trace if t == "remove"])  # inside the deletion
     kill_publish_at(at, exporter, export_dir, False, monkeypatch)
     assert not placement.is_complete(export_dir)
-    placement.clean_stale(export_dir)  # the writer's marker is fresh: it may still be copying
+    clean_stale(Destination(export_dir))  # the writer's marker is fresh: it may still be copying
     parent = placement.split_path(export_dir)[0]
     assert any(".xai-retired-" in n and placement.is_complete(f"{parent}/{n}") for n in storage.listdir(parent))
     # A new export puts a complete one in place, and a later clean-up restores nothing over it.
     export_with(exporter, export_dir, training_info={"n": 3})
     assert created(export_dir)[1] == 3
     monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-    placement.clean_stale(export_dir)
+    clean_stale(Destination(export_dir))
     assert created(export_dir)[1] == 3 and storage.listdir(parent) == ["model"]
 
 
@@ -241,18 +244,18 @@ def test_versioned_object_store_version_visible_only_when_complete(exporter, mon
     template = ram_dir()
     export_with(exporter, template, versioned=True, training_info={"n": 1})
     measured = ram_dir()
-    placement.copy_files(template, measured)
+    copy_files(template, measured)
     points = kill_publish_at(None, exporter, measured, True, monkeypatch).count
     for at in range(1, points + 1):
         base = ram_dir()
-        placement.copy_files(template, base)
+        copy_files(template, base)
         kill_publish_at(at, exporter, base, True, monkeypatch)
         published = placement.published_versions(base)
         assert published in ([1], [1, 2]), at
         for number in published:
             assert loads(f"{base}/{number}")
         monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-        placement.clean_stale(base, versioned=True)
+        clean_stale(Destination(base, versioned=True))
         monkeypatch.undo()
         # Partial copies are gone; every numeric directory left is complete.
         assert sorted(placement.version_names(base)) == placement.published_versions(base) == published, at
@@ -265,7 +268,7 @@ class Unavailable(Exception):
 def test_versioned_object_store_error_is_not_taken_for_a_lost_race(exporter, monkeypatch):
     base = ram_dir()
     export_with(exporter, base, versioned=True)
-    staging = staged_export(exporter, base, True, n=2)
+    staged = staged_export(exporter, base, True, n=2)
     calls = []
 
     def broken_after_two(src, dst):  # the bucket becomes unavailable mid-copy
@@ -276,9 +279,9 @@ def test_versioned_object_store_error_is_not_taken_for_a_lost_race(exporter, mon
 
     monkeypatch.setattr(storage, "copy_file", broken_after_two)
     with pytest.raises(tf.errors.UnavailableError):
-        placement.publish(staging, base, versioned=True)
+        staged.publish()
     monkeypatch.undo()
-    placement.end(staging)
+    staged.close()
     assert len(calls) == 3  # one attempt, not a retry under the next numbers
     assert sorted(placement.version_names(base)) == placement.published_versions(base) == [1]
 
@@ -300,8 +303,9 @@ def test_published_versions_lists_complete_versions_only(exporter, tmp_path):
 
 HOLD_SCRIPT = """
 import sys
-from xai_callback.publish import placement
-staging = placement.begin(sys.argv[1], versioned=True)
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.staging import begin
+staging = begin(Destination(sys.argv[1], versioned=True)).path
 open(staging + "-proof", "w").close()
 import os; os.makedirs(staging); open(os.path.join(staging, "half.bin"), "w").close()
 print("PID", os.getpid(), "STAGING", staging, flush=True)
@@ -310,8 +314,9 @@ sys.stdin.read()  # hold until told
 
 CLEAN_SCRIPT = """
 import os, sys
-from xai_callback.publish import placement
-print("PID", os.getpid(), "CLEANED", placement.clean_stale(sys.argv[1], versioned=True), flush=True)
+from xai_callback.publish.cleanup import clean_stale
+from xai_callback.publish.destination import Destination
+print("PID", os.getpid(), "CLEANED", clean_stale(Destination(sys.argv[1], versioned=True)), flush=True)
 """
 
 
@@ -340,7 +345,7 @@ def test_live_writer_recognised_by_its_lock_even_with_the_same_pid(tmp_path):
         holder.stdin.close()
         holder.wait(timeout=60)
     # The holder is gone without cleaning up: now its temporaries are stale.
-    cleaned = placement.clean_stale(str(base), versioned=True)
+    cleaned = clean_stale(Destination(str(base), versioned=True))
     assert staging in cleaned and not os.path.exists(staging)
 
 
@@ -352,7 +357,7 @@ def test_object_store_writer_age_comes_from_its_marker(exporter):
         storage.write_json(writers.marker_path(base, "", token), {"host": "h", "pid": 1, "started": started})
         storage.makedirs(f"{base}/.xai-staging-{token}")
         storage.write_text(f"{base}/.xai-staging-{token}/half.bin", "x")
-    placement.clean_stale(base, versioned=True)
+    clean_stale(Destination(base, versioned=True))
     assert sorted(storage.listdir(base)) == [".xai-staging-" + "a" * 16, ".xai-writer-" + "a" * 16]
 
 
