@@ -399,3 +399,76 @@ def test_everything_is_fsynced_before_publish_and_before_the_old_export_goes(exp
     assert str(tmp_path) in synced_before  # the parent, holding the staging entry
     old_deleted = next(i for i, (op, path) in enumerate(events) if op == "rmtree" and i > swap)
     assert ("fsync", str(tmp_path)) in events[swap:old_deleted]  # the swap is durable first
+
+
+# -- destination checks at construction --------------------------------------------
+
+
+def doc_row(case_id):
+    """The 'when' column of docs/bad_inputs.md's row `case_id`."""
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "bad_inputs.md")).read()
+    rows = [line.split("|") for line in doc.splitlines() if line.startswith(f"| `{case_id}` |")]
+    assert rows, f"docs/bad_inputs.md has no row {case_id}"
+    return rows[0][4].strip()
+
+
+@contextlib.contextmanager
+def read_only_tmpfs(path):
+    """A tmpfs mounted read-only: writes fail with EROFS, as on a read-only volume."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}; needs root / CAP_SYS_ADMIN)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_read_only_parent_is_refused_at_construction_and_train_begin(tmp_path):
+    """Before: accepted, then `OSError: [Errno 30] Read-only file system` after training."""
+    with read_only_tmpfs(tmp_path / "ro") as volume:
+        for given, versioned in ((str(volume / "model"), False), (str(volume / "base"), True),
+                                 (str(volume / "deeper" / "model"), False)):
+            with pytest.raises(DestinationError) as info:
+                XaiExportCallback(given, versioned=versioned)
+            assert f"export_dir={given!r} cannot be written" in str(info.value)
+            assert "Read-only file system" in str(info.value)
+    assert doc_row("export-dir-not-writable").startswith("constructor")
+    # Writable at construction, read-only by train begin: refused before the first batch.
+    folder = tmp_path / "later"
+    folder.mkdir()
+    callback = XaiExportCallback(str(folder / "model"))
+    with read_only_tmpfs(folder):
+        batches = []
+        counter = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *a: batches.append(1))
+        with pytest.raises(DestinationError, match="Read-only file system"):
+            mlp().fit(*tabular_data(rows=16), epochs=1, verbose=0, callbacks=[counter, callback])
+        assert not batches
+
+
+def test_working_directory_is_refused_non_versioned_and_fine_versioned(tmp_path, monkeypatch):
+    """Before: `export_dir="."` in an empty folder was accepted, and after training
+    'is a non-empty directory that is not an export' (our staging copy was inside it)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for given in (".", "./", "..", "sub/..", str(work)):
+        with pytest.raises(DestinationError, match="working directory"):
+            XaiExportCallback(given)
+    x, y = tabular_data(rows=16)
+    mlp().fit(x, y, epochs=1, verbose=0, callbacks=[XaiExportCallback(".", versioned=True)])
+    assert placement.published_versions(".") == [1] and os.listdir(work) == ["1"]
+    mlp().fit(x, y, epochs=1, verbose=0, callbacks=[XaiExportCallback("model/.")])
+    assert loads(work / "model") and sorted(os.listdir(work)) == ["1", "model"]
+
+
+def test_object_store_without_its_package_names_the_extra(monkeypatch):
+    from xai_callback.publish import object_stores
+
+    monkeypatch.setattr(object_stores, "_installed", lambda package: False)
+    for url, extra in (("s3://bucket/model", "s3"), ("abfs://container/model", "azure")):
+        with pytest.raises(DestinationError) as info:
+            XaiExportCallback(url)
+        assert f"export_dir={url!r}" in str(info.value) and f'pip install "xai-callback[{extra}]"' in str(info.value)
+    assert doc_row("export-dir-scheme-without-extra") == "constructor"

@@ -12,8 +12,10 @@ keep, a replace killed at every storage call and repaired, `validate`,
 import contextlib
 import os
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -56,7 +58,8 @@ def free_port():
 @contextlib.contextmanager
 def server(command, port):
     """A server process on 127.0.0.1:`port`, up within START_SECONDS, stopped after."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # servers log every request: a pipe nobody reads would fill and stall them
+    process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -65,7 +68,8 @@ def server(command, port):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{command[2]} did not start: {process.stderr.read()[-2000:]!r}")
+                    log.seek(0)
+                    raise RuntimeError(f"{command[2]} did not start: {log.read()[-2000:]!r}")
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -75,6 +79,7 @@ def server(command, port):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +167,18 @@ def test_versions_and_keep_on_s3(s3_bucket, exporter):
     assert read_provenance(f"{base}/3")["training"] == {"n": 2}
 
 
-def staged_export(exporter, export_dir, n):
-    staged = staging.begin(Destination(export_dir))
-    exporter._write(staged.path, {"n": n})
-    return staged
+@pytest.fixture(scope="module")
+def written(exporter, tmp_path_factory):
+    """One export n=2 written locally, copied into each staging directory."""
+    path = str(tmp_path_factory.mktemp("written") / "export")
+    exporter._write(path, {"n": 2})
+    return path
 
 
-def kill_publish_at(at, exporter, export_dir, monkeypatch):
+def kill_publish_at(at, written, export_dir, monkeypatch):
     """Replaces export n=1 by n=2, the process 'dying' at fault point `at` (None: never)."""
-    staged = staged_export(exporter, export_dir, n=2)
+    staged = staging.begin(Destination(export_dir))
+    shutil.copytree(written, staged.path)
     with monkeypatch.context() as patch:
         faults = Faults(at=at, action="die" if at else None).install(patch)
         try:
@@ -181,19 +189,19 @@ def kill_publish_at(at, exporter, export_dir, monkeypatch):
     return faults
 
 
-def test_s3_replace_killed_at_each_storage_call_is_repaired(s3_bucket, exporter, monkeypatch):
+def test_s3_replace_killed_at_each_storage_call_is_repaired(s3_bucket, exporter, written, monkeypatch):
     template = f"{fresh(s3_bucket)}/model"
     export_with(exporter, template, training_info={"n": 1})
     measured = f"{fresh(s3_bucket)}/model"
     copy_files(template, measured)
     # The fault points of a replace on the store: copies, deletions, markers.
-    points = kill_publish_at(None, exporter, measured, monkeypatch).count
+    points = kill_publish_at(None, written, measured, monkeypatch).count
     assert points >= 20
     restored = 0
     for at in range(1, points + 1):
         export_dir = f"{fresh(s3_bucket)}/model"
         copy_files(template, export_dir)
-        faults = kill_publish_at(at, exporter, export_dir, monkeypatch)
+        faults = kill_publish_at(at, written, export_dir, monkeypatch)
         assert faults.dead, at
         parent = placement.split_path(export_dir)[0]
         retired = [n for n in storage.listdir(parent) if ".xai-retired-" in n]
@@ -246,7 +254,7 @@ def test_serve_reads_versions_from_s3(s3_bucket, exporter, model):
         assert status == 200 and body["explanations"], body
         export_with(exporter, base, versioned=True)  # version 2 appears on the store
         deadline = time.monotonic() + 60
-        while served.repository.get(None).version != 2:
+        while served.repository.get(served.repository.name).version != 2:
             assert time.monotonic() < deadline, "version 2 was not picked up from s3://"
             time.sleep(0.2)
 

@@ -79,6 +79,8 @@ class Destination:
         # parent are where the temporaries go, never inside it.
         self.path = os.path.normpath(self.given) if self.local else self.given.rstrip("/")
         object_stores.check_reachable(self.path)
+        if not self.local and not object_stores.handles(self.path):
+            _check_tensorflow_scheme(self.path, self.given)
         self.parent, self.name = placement.split_path(self.path)
         # Temporaries (staging, retired copies, writer markers) on the
         # destination's own file system: inside a versioned base directory
@@ -222,6 +224,20 @@ class Destination:
                     f"({type(e).__name__}: {reason}). Choose a writable export_dir (or make this "
                     "one writable) before training."
                 ) from e
+
+
+def _check_tensorflow_scheme(path, given):
+    """A scheme neither fsspec nor TensorFlow's gfile knows: say so now."""
+    try:
+        storage.exists(path)
+    except storage.ERRORS as e:
+        if "not implemented" not in str(e):
+            return  # reachable, but e.g. not readable now: the probe says why
+        raise DestinationError(
+            f"export_dir={given!r}: no file system for {object_stores.scheme_of(path)}:// "
+            f"(TensorFlow: {getattr(e, 'message', e)}). Use a local path, s3://, gs:// or abfs:// "
+            f"(extras [s3], [gcs], [azure]), or a scheme TensorFlow has (ram://, hdfs://)."
+        ) from e
 
 
 def _nearest_existing(directory):
