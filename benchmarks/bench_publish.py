@@ -23,17 +23,11 @@ import time
 import common
 
 import xai_callback  # noqa: E402
+from bench_placement import build_cnn  # noqa: E402
 from xai_callback.publish import object_stores  # noqa: E402
 
 VARIANTS = ("local", "s3")
 LABELS = {"local": "local disk (baseline)", "s3": "s3:// on moto's S3 server"}
-
-
-def build_cnn():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    return keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=10)
 
 
 def start_moto():

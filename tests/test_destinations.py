@@ -60,9 +60,10 @@ def loads(path):
 
 
 @contextlib.contextmanager
-def tmpfs(path):
+def tmpfs(path, options="size=64m"):
+    """A tmpfs mounted at `path` (`options="ro,size=1m"`: writes fail with EROFS, as on a read-only volume)."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}; needs root / CAP_SYS_ADMIN)")
     try:
@@ -412,22 +413,9 @@ def doc_row(case_id):
     return rows[0][4].strip()
 
 
-@contextlib.contextmanager
-def read_only_tmpfs(path):
-    """A tmpfs mounted read-only: writes fail with EROFS, as on a read-only volume."""
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}; needs root / CAP_SYS_ADMIN)")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
 def test_read_only_parent_is_refused_at_construction_and_train_begin(tmp_path):
     """Before: accepted, then `OSError: [Errno 30] Read-only file system` after training."""
-    with read_only_tmpfs(tmp_path / "ro") as volume:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as volume:
         for given, versioned in ((str(volume / "model"), False), (str(volume / "base"), True),
                                  (str(volume / "deeper" / "model"), False)):
             with pytest.raises(DestinationError) as info:
@@ -439,7 +427,7 @@ def test_read_only_parent_is_refused_at_construction_and_train_begin(tmp_path):
     folder = tmp_path / "later"
     folder.mkdir()
     callback = XaiExportCallback(str(folder / "model"))
-    with read_only_tmpfs(folder):
+    with tmpfs(folder, "ro,size=1m"):
         batches = []
         counter = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *a: batches.append(1))
         with pytest.raises(DestinationError, match="Read-only file system"):
