@@ -230,13 +230,13 @@ def profile_table(case, settings, repeats, workdir):
 
 
 AFTER_TRAINING_STAGES = (  # (label, object, attribute) timed inside export() after prepare()
-    ("tf.saved_model.save of the signatures and variables", "export", "ExplainableExporter._write_saved_model"),
-    ("reload (tf.saved_model.load)", "export", "tf.saved_model.load"),
-    ("checks: signature contract, live prediction, serving identity", "export", "ExplainableExporter._verify"),
-    ("gradient probe on the live xai_model (warning only)", "export", "ExplainableExporter._warn_zero_gradients"),
-    ("JSON files", "storage", "write_json"),
-    ("staging and publish", "placement", "begin"),
-    ("staging and publish", "placement", "publish"),
+    ("tf.saved_model.save of the signatures and variables", "export.engine", "ExplainableExporter._write_saved_model"),
+    ("reload (tf.saved_model.load)", "export.engine", "tf.saved_model.load"),
+    ("checks: signature contract, live prediction, serving identity", "export.engine", "ExplainableExporter._verify"),
+    ("gradient probe on the live xai_model (warning only)", "export.engine", "ExplainableExporter._warn_zero_gradients"),
+    ("JSON files", "publish.storage", "write_json"),
+    ("staging and publish", "publish.staging", "begin"),
+    ("staging and publish", "publish.staging", "Staging.publish"),
 )
 
 

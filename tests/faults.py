@@ -2,7 +2,7 @@
 
 The package has no fault hook (nothing a user's environment could trigger):
 `Faults.install` wraps the writing functions of `xai_callback.publish.storage`, and
-`placement.begin`, so that each call passes a numbered fault point before and
+`staging.begin`, so that each call passes a numbered fault point before and
 after it. At point `at`, `action(operation)` runs: a SIGKILL in a forked
 child (tests/crash_child.py), or `die` in-process, after which every storage
 call raises too, as if the process were gone (object stores on `ram://`
@@ -11,7 +11,7 @@ cannot outlive a process, so a kill is simulated there).
 
 import functools
 
-from xai_callback.publish import placement, storage
+from xai_callback.publish import staging, storage
 
 WRITING = (
     "makedirs", "write_text", "rename", "claim_rename", "exchange", "rmtree", "remove",
@@ -54,15 +54,15 @@ class Faults:
         for name in WRITING:
             if hasattr(storage, name):
                 patch(storage, name, self._around(getattr(storage, name), name))
-        begin = placement.begin
+        begin = staging.begin
 
         @functools.wraps(begin)
         def begin_then_point(*args, **kwargs):
-            staging = begin(*args, **kwargs)
+            staged = begin(*args, **kwargs)
             self.point("begin")  # the staging write starts here
-            return staging
+            return staged
 
-        patch(placement, "begin", begin_then_point)
+        patch(staging, "begin", begin_then_point)
         return self
 
     def _around(self, function, name):
@@ -74,3 +74,8 @@ class Faults:
             return result
 
         return wrapper
+
+
+def drop_locks(staged):
+    """What the kernel does when a writer dies: its lock goes, its files stay."""
+    staged.writer._lock.release()

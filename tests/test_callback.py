@@ -92,8 +92,8 @@ def test_best_epoch_is_recorded_in_provenance(best_epoch_run):
     training = storage.read_json(extra_path(path, PROVENANCE_FILE))["training"]
     assert training == {
         "reason": "train_end", "epoch": 2, "monitor": "score", "monitor_value": 1.0, "mode": "min",
-        "weights": "model", "publish": "best",
-    }
+        "weights": "model",
+    }  # "publish only if better" is an argument of publishing, not data of the export
 
 
 def test_verbose_reports_like_keras(data, tmp_path, capsys):

@@ -17,11 +17,14 @@ import pytest
 import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, ExportFailedError, XaiExportCallback
-from xai_callback.publish import placement, storage, writers
+from xai_callback.publish import placement, staging, storage, writers
+from xai_callback.publish.cleanup import clean_stale
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.store_placement import copy_files
 from xai_callback.names import PROVENANCE_FILE
 from xai_callback.publish.provenance import read_provenance
 
-from faults import Faults, Killed
+from faults import Faults, Killed, drop_locks
 from models import N_FEATURES, mlp, tabular_data
 from subprocess_runs import script_env
 
@@ -57,9 +60,10 @@ def loads(path):
 
 
 @contextlib.contextmanager
-def tmpfs(path):
+def tmpfs(path, options="size=64m"):
+    """A tmpfs mounted at `path` (`options="ro,size=1m"`: writes fail with EROFS, as on a read-only volume)."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}; needs root / CAP_SYS_ADMIN)")
     try:
@@ -170,22 +174,22 @@ def ram_dir():
 
 
 def staged_export(exporter, export_dir, versioned, n):
-    """A verified staging copy, ready for `placement.publish`."""
-    staging = placement.begin(export_dir, versioned=versioned)
-    exporter._write(staging, {"n": n})
-    return staging
+    """A verified staging copy, ready for `Staging.publish`."""
+    staged = staging.begin(Destination(export_dir, versioned=versioned))
+    exporter._write(staged.path, {"n": n})
+    return staged
 
 
 def kill_publish_at(at, exporter, export_dir, versioned, monkeypatch):
     """Publishes export n=2 over n=1, the process 'dying' at fault point `at`."""
-    staging = staged_export(exporter, export_dir, versioned, n=2)
+    staged = staged_export(exporter, export_dir, versioned, n=2)
     with monkeypatch.context() as patch:
         faults = Faults(at=at, action="die").install(patch) if at else Faults().install(patch)
         try:
-            placement.publish(staging, export_dir, versioned=versioned)
-            placement.end(staging)
+            staged.publish()
+            staged.close()
         except Killed:
-            pass  # no clean-up runs after a kill
+            drop_locks(staged)  # no clean-up runs after a kill; the kernel drops the locks
     return faults
 
 
@@ -194,13 +198,13 @@ def test_object_store_replace_killed_at_each_step_is_repaired(exporter, monkeypa
     export_with(exporter, template, training_info={"n": 1})
     add_foreign_files(template)
     measured = ram_dir() + "/model"
-    placement.copy_files(template, measured)
+    copy_files(template, measured)
     points = kill_publish_at(None, exporter, measured, False, monkeypatch).count
     assert points >= 30
     states = set()
     for at in range(1, points + 1):
         export_dir = ram_dir() + "/model"
-        placement.copy_files(template, export_dir)
+        copy_files(template, export_dir)
         faults = kill_publish_at(at, exporter, export_dir, False, monkeypatch)
         assert faults.dead, at
         parent = placement.split_path(export_dir)[0]
@@ -211,7 +215,7 @@ def test_object_store_replace_killed_at_each_step_is_repaired(exporter, monkeypa
         states.add((placement.is_complete(export_dir), bool(complete_copies)))
         # The killed writer is gone: its marker's own timestamp says when it started.
         monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-        placement.clean_stale(export_dir)
+        clean_stale(Destination(export_dir))
         monkeypatch.undo()
         assert placement.is_complete(export_dir) and loads(export_dir), at
         assert created(export_dir)[1] in (1, 2) and foreign_files_survive(export_dir), at
@@ -226,14 +230,14 @@ def test_restore_never_deletes_the_only_complete_copy_while_a_writer_may_live(ex
     at = trace.index("copy_file") + 2 * len([t for t in trace if t == "remove"])  # inside the deletion
     kill_publish_at(at, exporter, export_dir, False, monkeypatch)
     assert not placement.is_complete(export_dir)
-    placement.clean_stale(export_dir)  # the writer's marker is fresh: it may still be copying
+    clean_stale(Destination(export_dir))  # the writer's marker is fresh: it may still be copying
     parent = placement.split_path(export_dir)[0]
     assert any(".xai-retired-" in n and placement.is_complete(f"{parent}/{n}") for n in storage.listdir(parent))
     # A new export puts a complete one in place, and a later clean-up restores nothing over it.
     export_with(exporter, export_dir, training_info={"n": 3})
     assert created(export_dir)[1] == 3
     monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-    placement.clean_stale(export_dir)
+    clean_stale(Destination(export_dir))
     assert created(export_dir)[1] == 3 and storage.listdir(parent) == ["model"]
 
 
@@ -241,18 +245,18 @@ def test_versioned_object_store_version_visible_only_when_complete(exporter, mon
     template = ram_dir()
     export_with(exporter, template, versioned=True, training_info={"n": 1})
     measured = ram_dir()
-    placement.copy_files(template, measured)
+    copy_files(template, measured)
     points = kill_publish_at(None, exporter, measured, True, monkeypatch).count
     for at in range(1, points + 1):
         base = ram_dir()
-        placement.copy_files(template, base)
+        copy_files(template, base)
         kill_publish_at(at, exporter, base, True, monkeypatch)
         published = placement.published_versions(base)
         assert published in ([1], [1, 2]), at
         for number in published:
             assert loads(f"{base}/{number}")
         monkeypatch.setattr(writers, "STALE_SECONDS", -1)
-        placement.clean_stale(base, versioned=True)
+        clean_stale(Destination(base, versioned=True))
         monkeypatch.undo()
         # Partial copies are gone; every numeric directory left is complete.
         assert sorted(placement.version_names(base)) == placement.published_versions(base) == published, at
@@ -265,7 +269,7 @@ class Unavailable(Exception):
 def test_versioned_object_store_error_is_not_taken_for_a_lost_race(exporter, monkeypatch):
     base = ram_dir()
     export_with(exporter, base, versioned=True)
-    staging = staged_export(exporter, base, True, n=2)
+    staged = staged_export(exporter, base, True, n=2)
     calls = []
 
     def broken_after_two(src, dst):  # the bucket becomes unavailable mid-copy
@@ -276,9 +280,9 @@ def test_versioned_object_store_error_is_not_taken_for_a_lost_race(exporter, mon
 
     monkeypatch.setattr(storage, "copy_file", broken_after_two)
     with pytest.raises(tf.errors.UnavailableError):
-        placement.publish(staging, base, versioned=True)
+        staged.publish()
     monkeypatch.undo()
-    placement.end(staging)
+    staged.close()
     assert len(calls) == 3  # one attempt, not a retry under the next numbers
     assert sorted(placement.version_names(base)) == placement.published_versions(base) == [1]
 
@@ -300,8 +304,9 @@ def test_published_versions_lists_complete_versions_only(exporter, tmp_path):
 
 HOLD_SCRIPT = """
 import sys
-from xai_callback.publish import placement
-staging = placement.begin(sys.argv[1], versioned=True)
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.staging import begin
+staging = begin(Destination(sys.argv[1], versioned=True)).path
 open(staging + "-proof", "w").close()
 import os; os.makedirs(staging); open(os.path.join(staging, "half.bin"), "w").close()
 print("PID", os.getpid(), "STAGING", staging, flush=True)
@@ -310,8 +315,9 @@ sys.stdin.read()  # hold until told
 
 CLEAN_SCRIPT = """
 import os, sys
-from xai_callback.publish import placement
-print("PID", os.getpid(), "CLEANED", placement.clean_stale(sys.argv[1], versioned=True), flush=True)
+from xai_callback.publish.cleanup import clean_stale
+from xai_callback.publish.destination import Destination
+print("PID", os.getpid(), "CLEANED", clean_stale(Destination(sys.argv[1], versioned=True)), flush=True)
 """
 
 
@@ -340,7 +346,7 @@ def test_live_writer_recognised_by_its_lock_even_with_the_same_pid(tmp_path):
         holder.stdin.close()
         holder.wait(timeout=60)
     # The holder is gone without cleaning up: now its temporaries are stale.
-    cleaned = placement.clean_stale(str(base), versioned=True)
+    cleaned = clean_stale(Destination(str(base), versioned=True))
     assert staging in cleaned and not os.path.exists(staging)
 
 
@@ -352,7 +358,7 @@ def test_object_store_writer_age_comes_from_its_marker(exporter):
         storage.write_json(writers.marker_path(base, "", token), {"host": "h", "pid": 1, "started": started})
         storage.makedirs(f"{base}/.xai-staging-{token}")
         storage.write_text(f"{base}/.xai-staging-{token}/half.bin", "x")
-    placement.clean_stale(base, versioned=True)
+    clean_stale(Destination(base, versioned=True))
     assert sorted(storage.listdir(base)) == [".xai-staging-" + "a" * 16, ".xai-writer-" + "a" * 16]
 
 
@@ -394,3 +400,63 @@ def test_everything_is_fsynced_before_publish_and_before_the_old_export_goes(exp
     assert str(tmp_path) in synced_before  # the parent, holding the staging entry
     old_deleted = next(i for i, (op, path) in enumerate(events) if op == "rmtree" and i > swap)
     assert ("fsync", str(tmp_path)) in events[swap:old_deleted]  # the swap is durable first
+
+
+# -- destination checks at construction --------------------------------------------
+
+
+def doc_row(case_id):
+    """The 'when' column of docs/bad_inputs.md's row `case_id`."""
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "bad_inputs.md")).read()
+    rows = [line.split("|") for line in doc.splitlines() if line.startswith(f"| `{case_id}` |")]
+    assert rows, f"docs/bad_inputs.md has no row {case_id}"
+    return rows[0][4].strip()
+
+
+def test_read_only_parent_is_refused_at_construction_and_train_begin(tmp_path):
+    """Before: accepted, then `OSError: [Errno 30] Read-only file system` after training."""
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as volume:
+        for given, versioned in ((str(volume / "model"), False), (str(volume / "base"), True),
+                                 (str(volume / "deeper" / "model"), False)):
+            with pytest.raises(DestinationError) as info:
+                XaiExportCallback(given, versioned=versioned)
+            assert f"export_dir={given!r} cannot be written" in str(info.value)
+            assert "Read-only file system" in str(info.value)
+    assert doc_row("export-dir-not-writable").startswith("constructor")
+    # Writable at construction, read-only by train begin: refused before the first batch.
+    folder = tmp_path / "later"
+    folder.mkdir()
+    callback = XaiExportCallback(str(folder / "model"))
+    with tmpfs(folder, "ro,size=1m"):
+        batches = []
+        counter = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda *a: batches.append(1))
+        with pytest.raises(DestinationError, match="Read-only file system"):
+            mlp().fit(*tabular_data(rows=16), epochs=1, verbose=0, callbacks=[counter, callback])
+        assert not batches
+
+
+def test_working_directory_is_refused_non_versioned_and_fine_versioned(tmp_path, monkeypatch):
+    """Before: `export_dir="."` in an empty folder was accepted, and after training
+    'is a non-empty directory that is not an export' (our staging copy was inside it)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for given in (".", "./", "..", "sub/..", str(work)):
+        with pytest.raises(DestinationError, match="working directory"):
+            XaiExportCallback(given)
+    x, y = tabular_data(rows=16)
+    mlp().fit(x, y, epochs=1, verbose=0, callbacks=[XaiExportCallback(".", versioned=True)])
+    assert placement.published_versions(".") == [1] and os.listdir(work) == ["1"]
+    mlp().fit(x, y, epochs=1, verbose=0, callbacks=[XaiExportCallback("model/.")])
+    assert loads(work / "model") and sorted(os.listdir(work)) == ["1", "model"]
+
+
+def test_object_store_without_its_package_names_the_extra(monkeypatch):
+    from xai_callback.publish import object_stores
+
+    monkeypatch.setattr(object_stores, "_installed", lambda package: False)
+    for url, extra in (("s3://bucket/model", "s3"), ("abfs://container/model", "azure")):
+        with pytest.raises(DestinationError) as info:
+            XaiExportCallback(url)
+        assert f"export_dir={url!r}" in str(info.value) and f'pip install "xai-callback[{extra}]"' in str(info.value)
+    assert doc_row("export-dir-scheme-without-extra") == "constructor"

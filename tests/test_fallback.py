@@ -8,6 +8,7 @@ cannot produce the condition.
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,9 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xai_callback import ExportFailedError, XaiExportCallback
+from xai_callback import DestinationError, ExportFailedError, XaiExportCallback
+from xai_callback._keras import weights_file_bytes
+from xai_callback.publish.fallback import save_fallback_weights
 
 from models import N_FEATURES, mlp, tabular_data
+from subprocess_runs import run_script
 
 
 @pytest.fixture
@@ -91,10 +95,13 @@ def unwritable(directory):
 
 
 def test_permission_denied_falls_back_to_temp(tmp_path, temp_folder):
+    # Unwritable before training is refused then (tests/test_destinations.py);
+    # here the folder is locked while the model trains.
     parent = tmp_path / "locked"
     parent.mkdir()
-    with unwritable(parent):
-        model, error = fit_expecting_failure(parent / "model")
+    with contextlib.ExitStack() as stack:
+        lock = AtEpochEnd(lambda model: stack.enter_context(unwritable(parent)))
+        model, error = fit_expecting_failure(parent / "model", lock)
     assert_weights_kept(error, model.get_weights(), temp_folder, "ermission denied" if os.geteuid() else "not permitted")
     assert os.listdir(parent) == []
 
@@ -159,11 +166,17 @@ def test_signature_that_no_longer_runs_keeps_the_best_weights(tmp_path, temp_fol
     assert not os.path.exists(tmp_path / "model")
 
 
-def test_storage_error_on_an_over_long_name(tmp_path, temp_folder):
+def test_over_long_name_is_refused_before_training_and_fallback_names_stay_short(tmp_path, temp_folder):
     name = "m" * 240  # fine alone, too long once the staging suffix is added
-    model, error = fit_expecting_failure(tmp_path / name)
-    assert_weights_kept(error, model.get_weights(), tmp_path, "File name too long")
-    assert len(os.path.basename(error.fallback_path)) < 255
+    # The writability probe creates a file where staging goes: it fails now, not after training.
+    with pytest.raises(DestinationError, match="File name too long") as info:
+        XaiExportCallback(str(tmp_path / name))
+    assert f"export_dir='{tmp_path / name}'" in str(info.value)
+    model = mlp(seed=3)
+    path = save_fallback_weights(model, str(tmp_path / name), cause="test")
+    assert os.path.dirname(path) == str(tmp_path) and len(os.path.basename(path)) < 255
+    assert_weights_kept(ExportFailedError(f"{path!r} test", fallback_path=path), model.get_weights(),
+                        tmp_path, "test")
 
 
 def test_nowhere_writable_still_names_the_cause(tmp_path, monkeypatch):
@@ -181,3 +194,35 @@ def test_nowhere_writable_still_names_the_cause(tmp_path, monkeypatch):
     text = str(error)
     assert "could not be saved anywhere" in text and str(parent) in text and str(blocked_temp) in text
     assert "which is a file" in text
+
+
+@pytest.mark.slow
+def test_failed_fallback_write_leaves_no_file_under_the_reported_names(tmp_path):
+    """`ulimit -f` below the weights' size: every fallback write fails part-way.
+
+    Before weights were written under a temporary name, truncated
+    `.weights.h5` files were left under the very names the error reported.
+    """
+    runs, temp_folder = tmp_path / "runs", tmp_path / "systemp"
+    runs.mkdir()
+    temp_folder.mkdir()
+    result = run_script("fallback_limit_script.py", runs / "model", temp_folder, 32 * 1024, timeout=300)
+    error = result["error"]
+    assert error and "could not be saved anywhere" in error and result["fallback_path"] is None, result
+    reported = re.findall(r"(/[^:;]+\.weights\.h5): ", error)
+    assert {os.path.dirname(p) for p in reported} == {str(runs), str(temp_folder)}, error
+    assert not [p for p in reported if os.path.exists(p)], "a truncated file carries a reported name"
+    left = [n for folder in (runs, temp_folder) for n in os.listdir(folder) if n.endswith(".h5")]
+    assert not left, left
+
+
+def test_weights_made_in_memory_load_like_save_weights(tmp_path):
+    """The Keras internals `weights_file_bytes` uses still make a loadable file."""
+    model = mlp(seed=5)
+    data = weights_file_bytes(model)
+    assert data is not None, "Keras 3's H5IOStore/_save_state changed: fallback writes through h5py again"
+    (tmp_path / "m.weights.h5").write_bytes(data)
+    restored = mlp(seed=6)
+    restored.load_weights(str(tmp_path / "m.weights.h5"))
+    for got, want in zip(restored.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)

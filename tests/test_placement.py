@@ -8,6 +8,10 @@ import tensorflow as tf
 
 from xai_callback import DestinationError, ExplainableExporter, XaiExportCallback, export_explainable_model
 from xai_callback.publish import placement, storage, writers
+from xai_callback.publish.cleanup import clean_stale
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.ranking import Ranking, versions_to_keep
+from xai_callback.publish.staging import staging
 from xai_callback.publish.provenance import read_provenance
 
 from fit_helpers import InjectMonitor
@@ -92,25 +96,23 @@ def test_versions_to_keep_ranks_and_protects():
         return {"training": {"monitor": monitor, "mode": mode, "monitor_value": value}}
 
     records = {1: record(0.2), 2: record(0.1), 3: record("nan"), 4: record(0.5), 5: record(0.3, monitor="auc")}
-    assert placement.versions_to_keep(records, 2) == {4, 5}
-    assert placement.versions_to_keep(records, 2, best=("loss", "min")) == {1, 2}
-    assert placement.versions_to_keep(records, 2, protect=5, best=("loss", "min")) == {2, 5}
+    assert versions_to_keep(records, 2) == {4, 5}
+    assert versions_to_keep(records, 2, ranking=Ranking("loss", "min")) == {1, 2}
+    assert versions_to_keep(records, 2, protect=5, ranking=Ranking("loss", "min")) == {2, 5}
     maximised = {n: record(v, mode="max") for n, v in ((1, 0.2), (2, 0.9), (3, 0.5))}
-    assert placement.versions_to_keep(maximised, 1, best=("loss", "max")) == {2}
+    assert versions_to_keep(maximised, 1, ranking=Ranking("loss", "max")) == {2}
     # Values recorded under another monitor or direction do not compare.
-    assert placement.versions_to_keep(records, 1, best=("loss", "max")) == {5}
+    assert versions_to_keep(records, 1, ranking=Ranking("loss", "max")) == {5}
 
 
 def test_claim_moves_on_when_the_number_is_taken(exporter, tmp_path):
     export_with(exporter, tmp_path)
-    staging = placement.begin(str(tmp_path), versioned=True)
-    try:
-        exporter._write(staging, None)
+    destination = Destination(str(tmp_path), versioned=True)
+    with staging(destination) as staged:
+        exporter._write(staged.path, None)
         # As if another writer had claimed 1 between our listing and our rename.
-        assert placement.claim_version(staging, str(tmp_path), first=1) == 2
-    finally:
-        placement.end(staging)
-    assert numeric(tmp_path) == [1, 2] and not os.path.exists(staging)
+        assert destination.placement.claim(staged, first=1) == 2
+    assert numeric(tmp_path) == [1, 2] and not os.path.exists(staged.path)
 
 
 def test_stale_temporaries_of_dead_writers_are_cleaned(exporter, tmp_path):
@@ -154,7 +156,7 @@ def test_crash_between_two_renames_is_recovered(exporter, tmp_path):
     created = read_provenance(str(export_dir))["created_utc"]
     retired = tmp_path / temp_name("retired", prefix=".model")
     os.rename(export_dir, retired)
-    placement.clean_stale(str(export_dir))
+    clean_stale(Destination(str(export_dir)))
     assert read_provenance(str(export_dir))["created_utc"] == created
     assert os.listdir(tmp_path) == ["model"]
 

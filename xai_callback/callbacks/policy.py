@@ -14,8 +14,10 @@ from xai_callback.errors import ExportFailedError
 from xai_callback.export.engine import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
 from xai_callback import backends
 from xai_callback.export import distribute
-from xai_callback.publish import placement
 from xai_callback.callbacks import fit_context, keras_internals
+from xai_callback.publish.destination import Destination
+from xai_callback.publish.fallback import save_fallback_weights
+from xai_callback.publish.ranking import PUBLISH_MODES, NotPublished, Ranking
 # Options <-> config data (import strings, ...): see callbacks/config.py.
 from xai_callback.callbacks.config import plain_containers, resolve_functions, serialize_options
 from xai_callback.callbacks.monitor import Monitor, format_value
@@ -48,20 +50,12 @@ class ExportPolicy(Monitor):
         publish=None,
         **export_options,
     ):
-        if not isinstance(export_dir, str) and not hasattr(export_dir, "__fspath__"):
-            raise TypeError(
-                f"export_dir must be a path string; received {export_dir!r} of type "
-                f"{type(export_dir).__name__}."
-            )
-        export_dir = str(export_dir)
-        if not export_dir:
-            raise ValueError("export_dir must be a non-empty path; received ''.")
         # Types first, whatever wrote them (a YAML "false" is a non-empty string).
         super().__init__(monitor, mode, min_delta, initial_value_threshold)
         save_best_only = check_bool("save_best_only", save_best_only)
         export_on_improvement = check_bool("export_on_improvement", export_on_improvement)
         strict = check_bool("strict", strict)
-        publish = check_choice("publish", publish, placement.PUBLISH_MODES, optional=True)
+        publish = check_choice("publish", publish, PUBLISH_MODES, optional=True)
         # Keras' own callbacks take verbose=True/False as 1/0.
         verbose = int(verbose) if isinstance(verbose, bool) else check_int(
             "verbose", verbose, allowed=(0, 1, 2))
@@ -75,11 +69,14 @@ class ExportPolicy(Monitor):
             )
         _check_strict(strict, save_best_only)
         _check_publish(publish, save_best_only)
-        versioned = export_options.get("versioned", False)
-        placement.validate_version_options(versioned, export_options.get("keep"))
-        placement.check_destination(export_dir, export_options.get("overwrite", False), versioned)
+        # Where exports go, resolved and checked once, writability included.
+        self.destination = Destination(
+            export_dir, versioned=export_options.get("versioned", False),
+            overwrite=export_options.get("overwrite", False), keep=export_options.get("keep"))
+        self.destination.check()
+        self.destination.probe()
         self.strict = strict
-        self.export_dir = export_dir
+        self.export_dir = self.destination.given
         self.save_best_only = bool(save_best_only)
         self.export_on_improvement = bool(export_on_improvement)
         self.verbose = int(verbose)
@@ -148,6 +145,7 @@ class ExportPolicy(Monitor):
         self._check_fit(model, params or {})
         if self.save_best_only:
             self.set_direction(model)  # mode="auto" decided now, not after an epoch
+        self.destination.probe()  # still writable: time may have passed since construction
         distribute.check_supported(distribute.strategy_of(model))
         self.exporter = ExplainableExporter(model, **resolve_functions(self.export_options))
         self.exporter.prepare()
@@ -252,11 +250,9 @@ class ExportPolicy(Monitor):
         key = self._rank_key()
         if key is None or key != (self.monitor, self.direction):
             return  # ranked by a tuner objective: compared at publish time only
-        published = placement.best_published(
-            self.export_dir, self.export_options.get("versioned", False), key
-        )
-        if published is None or (self.best is not None
-                                 and not placement.beats(published[0], self.best, self.direction)):
+        ranking = Ranking(*key)
+        published = ranking.best_published(self.destination)
+        if published is None or (self.best is not None and not ranking.beats(published[0], self.best)):
             return
         self.best, self.best_beaten = published[0], published
         self.best_weights, self.best_epoch, self.best_exported = None, None, False
@@ -282,15 +278,23 @@ class ExportPolicy(Monitor):
         info["weights"] = self.weights_kind
         if self.tuner is not None:
             info["tuner"] = self.tuner.record(self.best_objective)
-        if self.publish_mode == "best" and not self._fresh:
-            info["publish"] = "best"
         return info
+
+    def _ranking(self, training_info):
+        """How this export ranks against those published: publish only if
+        better (publish="best", unless reset()), and which versions keep keeps."""
+        key = self._rank_key()
+        if key is None:
+            return None
+        return Ranking.of_training(training_info, *key,
+                                   only_if_better=self.publish_mode == "best" and not self._fresh)
 
     def _export(self, model, training_info, fallback=False):
         epoch = training_info.get("epoch")
         try:
-            result = self.exporter.export(self.export_dir, training_info=training_info)
-        except placement.NotPublished as e:
+            result = self.exporter.export(self.destination, training_info=training_info,
+                                          ranking=self._ranking(training_info))
+        except NotPublished as e:
             self.best_exported = True  # nothing better to write: a better export is there
             _print(f"XaiExportCallback: {e}")
             return None
@@ -324,39 +328,6 @@ def weights_to_export(model):
     return backends.weights_of(model), "model"
 
 
-def save_fallback_weights(model, export_dir, cause=None, versioned=False):
-    """Saves `model`'s weights on the export's own file system, else in the temp folder.
-
-    Tried in order: inside a versioned base directory (or a mounted
-    `export_dir`), where TF Serving ignores the non-numeric file; next to
-    `export_dir`; the system temp folder. Returns the path written. Raises
-    `ExportFailedError` naming every place tried (and `cause`) when none is
-    writable.
-    """
-    import tempfile
-    import uuid
-
-    from xai_callback.publish import storage
-
-    parent, name = placement.split_path(export_dir)
-    # Bounded so an over-long export name cannot make the fallback fail too.
-    filename = f"{name[:80]}.xai-fallback-{uuid.uuid4().hex[:8]}.weights.h5"
-    places = [parent, tempfile.gettempdir()]
-    if (versioned or storage.is_mount(export_dir)) and storage.isdir(export_dir):
-        places.insert(0, str(export_dir).rstrip("/"))
-    errors = []
-    for directory in places:
-        path = f"{directory.rstrip('/')}/{filename}"
-        try:
-            storage.makedirs(directory)
-            model.save_weights(path)
-            return path
-        except Exception as e:  # noqa: BLE001 - try the next place
-            errors.append(f"{path}: {type(e).__name__}: {e}")
-    raise ExportFailedError(
-        f"Exporting to {export_dir!r} failed ({cause}) and the weights could not be "
-        "saved anywhere: " + "; ".join(errors)
-    )
 
 
 def _check_export_options(options):

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.publish import storage
+from xai_callback.publish.local_copy import local_copy
 from xai_callback.contract import checks
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.contract.loaded import load_export, restore_handle_data
@@ -125,7 +126,7 @@ def validate(export_dir, sample=None, *, loaded=None):
     Raises:
         FileNotFoundError: `export_dir` is missing or holds no SavedModel.
     """
-    export_dir = str(export_dir)
+    export_dir = local_copy(export_dir)  # s3://, gs:// (fsspec): TensorFlow loads a local copy
     if loaded is None:
         require_saved_model(export_dir)
         loaded = load_export(export_dir)

@@ -7,6 +7,7 @@ The service runs `xai_preprocess` on the instances, feeds its output into
 """
 
 from xai_callback.publish import storage
+from xai_callback.publish.local_copy import local_copy
 from xai_callback.errors import ExportVerificationError
 from xai_callback.explain.explainer import Explainer
 from xai_callback.explain.instances import instances_to_tensors
@@ -99,6 +100,7 @@ def load_explainer(export_dir, validate=True, *, loaded=None, **explainer_option
     export_dir = str(export_dir)
     if not storage.exists(export_dir):
         raise ExportVerificationError(f"No export at {export_dir!r}.")
+    export_dir = local_copy(export_dir)  # s3://, gs:// (fsspec): TensorFlow loads a local copy
     if loaded is None:
         loaded = load_export(export_dir)
     restore_handle_data(loaded)  # gradients of loops inside tf.function (contract/loaded.py)

@@ -34,8 +34,9 @@ from xai_callback.names import (
 from xai_callback import backends
 from xai_callback.export import checks, distribute
 from xai_callback.export.trained_model import TrainedModel
-from xai_callback.publish import placement
-from xai_callback.publish.provenance import build_provenance, read_provenance, write_provenance
+from xai_callback.publish.destination import Destination, check_version_options
+from xai_callback.publish.provenance import build_provenance, write_provenance
+from xai_callback.publish.staging import staging
 from xai_callback.signatures.functions import check_preprocess_output, compose, resources_of
 from xai_callback.signatures.keras_models import as_signature_function, model_signature_function
 from xai_callback.signatures.samples import GENERATED_SAMPLE_ROWS, generate_sample
@@ -374,36 +375,37 @@ class ExplainableExporter:
 
     # -- writing ------------------------------------------------------------
 
-    def export(self, export_dir, *, training_info=None):
+    def export(self, export_dir, *, training_info=None, ranking=None):
         """Writes the export to `export_dir`, verifies it and puts it in place.
 
         Under a multi-worker strategy every worker must call it; only the
         chief's export reaches `export_dir` (see `xai_callback.export.distribute`).
 
         Args:
-            export_dir: destination directory (local path or gfile URL).
+            export_dir: destination directory (local path or object-store
+                URL), or a `xai_callback.publish.destination.Destination`.
             training_info: optional dict recorded in the provenance file
                 (the callback passes the epoch and monitored value).
+            ranking: optional `xai_callback.publish.ranking.Ranking`: publish
+                only if better, and which versions `keep` keeps.
 
         Returns:
             An `ExportResult`.
+
+        Raises:
+            NotPublished: `ranking.only_if_better` and a better export is in place.
         """
         self.prepare()
-        export_dir = str(export_dir)
+        destination = export_dir if isinstance(export_dir, Destination) else Destination(
+            export_dir, versioned=self.versioned, overwrite=self.overwrite, keep=self.keep)
         strategy = distribute.strategy_of(self.model)
         if not distribute.is_chief(strategy):
-            return self._export_as_worker(export_dir, strategy, training_info)
-        # Crash-safe protocol (placement.py): hidden staging, verify, publish.
-        staging = placement.begin(export_dir, self.overwrite, self.versioned)
-        try:
-            result = self._write(staging, training_info)
-            result.path = placement.publish(
-                staging, export_dir, overwrite=self.overwrite, versioned=self.versioned,
-                keep=self.keep, training_info=training_info,
-            )
-            result.provenance = read_provenance(result.path)  # with the file list publish added
-        finally:
-            placement.end(staging)
+            return self._export_as_worker(destination.path, strategy, training_info)
+        # Crash-safe protocol (xai_callback.publish.staging): hidden staging, verify, publish.
+        with staging(destination) as staged:
+            result = self._write(staged.path, training_info)
+            result.path = staged.publish(ranking)
+            result.provenance = staged.provenance  # with the file list publish added
         return result
 
     def _export_as_worker(self, export_dir, strategy, training_info):
@@ -562,7 +564,7 @@ def check_export_options(**options):
     for name, default in (("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL)):
         checked[name] = check_number(name, options.get(name, default), minimum=0)
     checked["output_key"] = check_str("output_key", options.get("output_key"), optional=True)
-    placement.validate_version_options(checked.get("versioned", False), options.get("keep"))
+    check_version_options(checked.get("versioned", False), options.get("keep"))
     extra_signatures = options.get("extra_signatures")
     if extra_signatures is not None and not isinstance(extra_signatures, Mapping):
         raise TypeError(

@@ -1,8 +1,9 @@
-"""File operations on export paths, all through `tf.io.gfile`.
+"""File operations on export paths: `tf.io.gfile`, or fsspec for object stores.
 
-Going through gfile (never `os`/`shutil`) is what lets `export_dir` be a
-`gs://`, `s3://` (with tensorflow-io), `hdfs://` or `ram://` path. The
-exceptions are local-only and guarded by `is_local`: deleting trees without
+Local paths and TensorFlow's own schemes (`ram://`, `hdfs://`, `gs://` when
+gcsfs is missing) go through gfile; `s3://`, `gs://` and `abfs://` through
+fsspec (`object_stores`), since TensorFlow cannot write or read them. The
+local-only exceptions are guarded by `is_local`: deleting trees without
 following symbolic links, the atomic directory swap and claim, hard links,
 fsync, mount points and `flock` locks.
 
@@ -20,23 +21,35 @@ import shutil
 import tensorflow as tf
 
 from xai_callback.names import join
+from xai_callback.publish import object_stores
 
 gfile = tf.io.gfile
+# What a failed storage call raises: TensorFlow's errors (gfile), OSError (os, fsspec).
+ERRORS = (tf.errors.OpError, OSError)
+_store = object_stores.handles
 
 
 def exists(path):
+    if _store(path):
+        return object_stores.exists(path)
     return gfile.exists(str(path))
 
 
 def isdir(path):
+    if _store(path):
+        return object_stores.isdir(path)
     return gfile.isdir(str(path))
 
 
 def makedirs(path):
+    if _store(path):
+        return  # object stores have no directories: keys imply them
     gfile.makedirs(str(path))
 
 
 def listdir(path):
+    if _store(path):
+        return object_stores.listdir(path)
     names = [name.rstrip("/") for name in gfile.listdir(str(path))]
     if str(path).startswith("ram://"):
         # TF's in-memory file system matches by string prefix, so listing
@@ -59,6 +72,9 @@ def rmtree(path):
         elif os.path.lexists(str(path)):
             os.unlink(str(path))
         return
+    if _store(path):
+        object_stores.rmtree(path)
+        return
     try:
         if gfile.exists(str(path)):
             gfile.rmtree(str(path))
@@ -76,15 +92,31 @@ def rename(src, dst, overwrite=False):
 
 
 def read_text(path):
+    if _store(path):
+        return object_stores.read_bytes(path).decode("utf-8")
     with gfile.GFile(str(path), "r") as f:
         return f.read()
 
 
 def write_text(path, text):
+    if _store(path):
+        object_stores.write_bytes(path, text.encode("utf-8"))
+        return
     if str(path).startswith("ram://"):
         remove(path)  # TF's in-memory file system does not truncate on "w"
     with gfile.GFile(str(path), "w") as f:
         f.write(text)
+
+
+def write_bytes(path, data):
+    """Writes `data` to one file (on object stores one PUT: whole or absent)."""
+    if _store(path):
+        object_stores.write_bytes(path, data)
+        return
+    if str(path).startswith("ram://"):
+        remove(path)  # TF's in-memory file system does not truncate on "w"
+    with gfile.GFile(str(path), "wb") as f:
+        f.write(data)
 
 
 def read_json(path):
@@ -108,7 +140,16 @@ def copytree(src, dst):
 
 
 def copy_file(src, dst):
-    """Copies one file, replacing `dst`."""
+    """Copies one file, replacing `dst` (on object stores one PUT: whole or absent)."""
+    if _store(dst):
+        if is_local(src):
+            object_stores.upload(src, dst)
+        else:
+            object_stores.copy(src, dst)
+        return
+    if _store(src):
+        object_stores.download(src, dst)
+        return
     if str(dst).startswith("ram://"):
         remove(dst)  # see write_text
     gfile.copy(str(src), str(dst), overwrite=True)
@@ -119,6 +160,8 @@ def remove(path):
     try:
         if is_local(path):
             os.unlink(str(path))
+        elif _store(path):
+            object_stores.remove(path)
         else:
             gfile.remove(str(path))
     except (FileNotFoundError, tf.errors.NotFoundError):
@@ -131,6 +174,8 @@ def list_files(root):
     Symbolic links (local) are listed as files and never followed; an empty
     directory is listed with a trailing `/` so that it can be recreated.
     """
+    if _store(root):
+        return object_stores.list_files(root)
     found = []
 
     def walk(directory, prefix):
@@ -208,6 +253,12 @@ def sync_tree(path):
             if not os.path.islink(file):
                 _fsync(file, os.O_RDONLY)
         _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def sync_file(path):
+    """fsync one local file, so a rename of it points at its data. No-op elsewhere."""
+    if is_local(path) and os.path.isfile(path):
+        _fsync(path, os.O_RDONLY)
 
 
 def sync_dir(path):

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from xai_callback.publish import placement, storage
+from xai_callback.publish.local_copy import local_copy
 from xai_callback.errors import ExportVerificationError
 from xai_callback.names import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
 from xai_callback.serve.codec import SignatureInputs
@@ -70,6 +71,7 @@ def load_served_model(path, version):
     """Loads an export (and its explainer) and warms it up on its stored sample."""
     from xai_callback.explain import load_explainer
 
+    path = local_copy(path)  # s3://, gs:// (fsspec): TensorFlow loads a local copy
     explainer, problem = None, None
     saved_model = tf.saved_model.load(path)  # once, for the explainer and its validation too
     try:
