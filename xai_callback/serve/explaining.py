@@ -63,22 +63,16 @@ def explain_call(model, body, limits=None, booleans=False):
     options = explain_options(body.get("parameters"))
     override = body.get("explanationSpecOverride")
     explainer = overridden_explainer(model.explainer, override)
-    # The explainer's instances are its instance signature's inputs.
-    inputs = model.inputs(model.explainer.instance_signature)
-    if booleans:
-        decode(instances, row_format, inputs, booleans=True)
     if limits is not None:
         limits.check(options, (override or {}).get("parameters") if isinstance(override, Mapping) else None,
                      explainer.parameters or DEFAULT_PARAMETERS, _count(instances))
-    numeric = inputs.numeric
+    # The explainer's instances are its instance signature's inputs: decoded here, on the
+    # loop, so that errors name the instance and key as predict's do.
+    arrays = decode(instances, row_format, model.inputs(model.explainer.instance_signature), booleans)
 
     def run(progress=None):
-        arrays = numeric.arrays(instances)  # plain numbers: decoded at once
-        if arrays is None:
-            response = explainer.explain_instances(instances, progress=progress, **options)
-        else:
-            tensors = {key: tf.constant(value) for key, value in arrays.items()}
-            response = explainer.explain(tensors, progress=progress, **options)
+        tensors = {key: tf.constant(value) for key, value in arrays.items()}
+        response = explainer.explain(tensors, progress=progress, **options)
         check_finite(response)
         return response.to_dict()
 

@@ -52,7 +52,7 @@ async def predict(service, request, name, version=None, label=None):
     signature_name = codec.signature_of(model, body)
     data, row_format = codec.instances_of(body)
     arrays = codec.decode(data, row_format, model.inputs(signature_name), codec.booleans_in(request))
-    outputs = await service.runner.predict(model, signature_name, arrays)
+    outputs = await service.predict(model, signature_name, arrays)
     return codec.encode(outputs, row_format)
 
 

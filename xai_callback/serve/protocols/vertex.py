@@ -62,7 +62,7 @@ async def predict(service, request, **_):
     signature_name = codec.signature_of(model, {})
     data, _ = codec.instances_of(body)
     arrays = codec.decode(data, True, model.inputs(signature_name), codec.booleans_in(request))
-    outputs = await service.runner.predict(model, signature_name, arrays)
+    outputs = await service.predict(model, signature_name, arrays)
     return {**codec.encode(outputs, True), **_ids(model)}
 
 
