@@ -106,6 +106,9 @@ class ModelRepository:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self):
+        """Loads and polls in a background thread (once: a second call does nothing)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name="xai-serve-versions", daemon=True)
         self._thread.start()
 

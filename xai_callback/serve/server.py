@@ -67,6 +67,14 @@ def serve(options, sockets=None):
     board = WorkerBoard.from_environment()
     repository = make_repository(options, on_fatal=on_fatal,
                                  on_change=board.publish if board is not None else None)
+    if board is not None:
+        # A worker takes connections from the shared socket only once its model is
+        # loaded: the others answer meanwhile (at start, and after a restart).
+        repository.start()
+        while not repository.ready and not fatal:
+            time.sleep(0.05)
+        if fatal:
+            return 1
     app = build_app(Service(options, repository, board=board))
     server = uvicorn.Server(uvicorn_config(app, options, log_level="info"))
     host, port = sockets[0].getsockname()[:2]
