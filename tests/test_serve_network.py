@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 pytest.importorskip("uvicorn")
+pytestmark = pytest.mark.slow  # real servers and processes: skipped by `make test-fast`
 pytest.importorskip("prometheus_client")
 
 import xai_callback  # noqa: E402

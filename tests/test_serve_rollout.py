@@ -13,6 +13,7 @@ import time
 import pytest
 
 pytest.importorskip("uvicorn")
+pytestmark = pytest.mark.slow  # real servers and processes: skipped by `make test-fast`
 
 import xai_callback  # noqa: E402
 from models import trained_mlp  # noqa: E402
@@ -94,7 +95,6 @@ def test_a_failed_load_is_retried_and_a_deleted_version_leaves_the_status(traine
             "model_version_status"]] == ["2"], 10)
 
 
-@pytest.mark.slow
 def test_distinct_step_counts_leave_memory_flat():
     result = run_script("serve_memory_script.py", 80, timeout=900)
     before, after = result["rss_mb"]
@@ -140,7 +140,6 @@ def readiness(port):
         return None, None, None
 
 
-@pytest.mark.slow
 def test_ready_means_every_worker_and_a_dead_worker_is_restarted(trained, tmp_path):
     model, x = trained
     path = xai_callback.export_explainable_model(model, str(tmp_path / "m")).path
