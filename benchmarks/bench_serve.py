@@ -4,9 +4,10 @@ For each model, interleaved rounds (benchmarks/common.py) of fixed-length
 phases with 8 concurrent keep-alive connections (1 where marked) sending the
 same batches:
 - server predict: Vertex `:predict` with `ROWS` instances per request, with
-  the defaults, with every model call in a thread (`--inline-call-ms 0`,
-  the first version's behaviour), without batching, and with 2 worker
-  processes;
+  the defaults (Prometheus metrics on), without metrics (`--no-metrics`),
+  with every model call in a thread (`--inline-call-ms 0`, the first
+  version's behaviour), without batching, and with 2 worker processes; and
+  the same batches as Open Inference Protocol (V2) `infer` requests;
 - in-process predict: `serving_default` called on the same batches as
   prebuilt tensors (the issue's baseline), by 8 threads and by 1 thread;
 - server explain (`:explain`, one instance, the export's IG with 50 steps)
@@ -264,6 +265,10 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None, compare
         bodies[verb] = os.path.join(work, f"{model_name}_{verb}.jsonl")
         with open(bodies[verb], "w") as f:
             f.writelines(json.dumps({"instances": p}) + "\n" for p in payloads)
+    bodies["infer"] = os.path.join(work, f"{model_name}_infer.jsonl")
+    with open(bodies["infer"], "w") as f:  # the same batches as Open Inference Protocol tensors
+        f.writelines(json.dumps({"inputs": [{"name": "features", "shape": list(b.shape), "datatype": "FP32",
+                                             "data": b.ravel().tolist()}]}) + "\n" for b in batches)
     explainer = load_explainer(export_dir)
     # Traced once, alone: concurrent first calls race in TF's gradient construction.
     explainer.explain_instances(singles[0])
@@ -274,6 +279,7 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None, compare
         "threads": ServerProcess(export_dir, "--inline-call-ms", "0"),
         "unbatched": ServerProcess(export_dir, "--no-batching"),
         "workers": ServerProcess(export_dir, "--workers", "2"),
+        "nometrics": ServerProcess(export_dir, "--no-metrics"),
     }
     if before:
         servers["before"] = ServerProcess(export_dir, code=before)
@@ -281,9 +287,11 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None, compare
         servers["compare " + label] = ServerProcess(export_dir, code=checkout)
 
     def server_phase(server, verb, callers=CLIENTS):
+        path = "/v2/models/m/infer" if verb == "infer" else VERTEX + ":" + verb
+
         def run():
             before = server.cpu_seconds()
-            result = run_http_load(server.port, VERTEX + ":" + verb, bodies[verb], seconds, callers, work)
+            result = run_http_load(server.port, path, bodies[verb], seconds, callers, work)
             requests = max(result["requests"], 1)
             result["cpu_ms"] = (server.cpu_seconds() - before) / requests * 1e3
             result["client_ms"] = result.pop("client_cpu") / requests * 1e3
@@ -303,6 +311,9 @@ def measure(model_name, export_dir, repeats, seconds, work, before=None, compare
         "predict_server_threads": server_phase(servers["threads"], "predict"),
         "predict_server_unbatched": server_phase(servers["unbatched"], "predict"),
         "predict_server_workers": server_phase(servers["workers"], "predict"),
+        "predict_server_nometrics": server_phase(servers["nometrics"], "predict"),
+        "infer_server": server_phase(servers["default"], "infer"),
+        "explain_server_nometrics": server_phase(servers["nometrics"], "explain"),
         "predict_inprocess": in_process(lambda i: serving(**tensors[i])),
         "predict_inprocess_1": in_process(lambda i: serving(**tensors[i]), callers=1),
         "explain_server": server_phase(servers["default"], "explain"),
@@ -339,9 +350,12 @@ def print_results(model_name, results, seconds):
         "predict_server_threads": "server `:predict`, `--inline-call-ms 0` (every call in a thread)",
         "predict_server_unbatched": "server `:predict`, `--no-batching`",
         "predict_server_workers": "server `:predict`, `--workers 2`",
+        "predict_server_nometrics": "server `:predict`, `--no-metrics`",
+        "infer_server": "server V2 `/v2/models/m/infer` (same batches)",
         "predict_inprocess": "in-process `serving_default`, 8 threads (baseline)",
         "predict_inprocess_1": "in-process `serving_default`, 1 thread",
         "explain_server": "server `:explain`",
+        "explain_server_nometrics": "server `:explain`, `--no-metrics`",
         "explain_inprocess": "in-process `explain_instances`, 8 threads (baseline)",
         "explain_server_1": "server `:explain`, 1 caller",
         "explain_inprocess_1": "in-process `explain_instances`, 1 caller (baseline of the row above)",
@@ -354,7 +368,7 @@ def print_results(model_name, results, seconds):
         })
     labels.update({name: f"server `:predict`, {name.split(' ', 1)[1]} (`--compare`)"
                    for name in results if name.startswith("predict_server_compare ")})
-    baselines = {"predict": "predict_inprocess", "explain": "explain_inprocess"}
+    baselines = {"predict": "predict_inprocess", "explain": "explain_inprocess", "infer": "predict_inprocess"}
     rows = []
     for name, label in labels.items():
         series = results[name]

@@ -10,7 +10,8 @@ import time
 
 import uvicorn
 
-from xai_callback.serve import ModelRepository, ServeOptions, Service, build_app
+from xai_callback.serve import ServeOptions, Service, build_app
+from xai_callback.serve.server import make_repository, uvicorn_config
 
 START_TIMEOUT = 60
 
@@ -28,15 +29,13 @@ class ThreadServer:
 
     def __init__(self, path, app_of=None, **options):
         """`app_of`: what to serve, given `build_app`'s app (default: that app)."""
+        options = {"graceful_seconds": 10, **options}
         self.options = ServeOptions(path, port=0, access_log=False, **options)
-        self.repository = ModelRepository(self.options.path, name=self.options.model_name,
-                                          poll_seconds=self.options.poll_seconds)
+        self.repository = make_repository(self.options)
         self.service = Service(self.options, self.repository)
         app = build_app(self.service)
-        config = uvicorn.Config(app_of(app) if app_of else app, host="127.0.0.1",
-                                port=0, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=10)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(app_of(app) if app_of else app, self.options,
+                                                    log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

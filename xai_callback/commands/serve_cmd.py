@@ -2,14 +2,34 @@
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when the model
 cannot be loaded, 2 on usage errors (bad options, no such path, the `[serve]`
-extra missing).
+extra missing), 3 when the address cannot be bound (the port is in use).
 """
 
 import logging
 import os
 import sys
 
-EXIT_OK, EXIT_LOAD_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_LOAD_FAILED, EXIT_USAGE, EXIT_CANNOT_BIND = 0, 1, 2, 3
+# Limits and timeouts: (option, ServeOptions field, type, help); defaults are ServeOptions'.
+_TUNING = [
+    ("--max-step-count", "max_step_count", int, "largest stepCount a request may ask for"),
+    ("--max-path-count", "max_path_count", int, "largest pathCount a request may ask for"),
+    ("--max-noisy-sample-count", "max_noisy_sample_count", int,
+     "largest noisySampleCount a request may ask for"),
+    ("--max-explanation-steps", "max_explanation_steps", int,
+     "budget of one explain request: instances x outputs x steps"),
+    ("--request-timeout-seconds", "request_timeout_seconds", float,
+     "requests still working after this get 504 (explanations stop)"),
+    ("--header-timeout-seconds", "header_timeout_seconds", float,
+     "a request's headers must arrive within this, else the connection closes (408)"),
+    ("--body-timeout-seconds", "body_timeout_seconds", float,
+     "a request's body must arrive within this, else 408"),
+    ("--keep-alive-seconds", "keep_alive_seconds", float, "idle keep-alive connections close after this"),
+    ("--settle-seconds", "settle_seconds", float,
+     "a version not written by xai-callback is loaded once its files stood unchanged this long"),
+    ("--max-load-retries", "max_load_retries", int,
+     "a version that fails to load is retried this many times (after 1, 2, 4, ... s)"),
+]
 
 
 def register(subparsers):
@@ -20,18 +40,23 @@ def register(subparsers):
         DEFAULT_MAX_BODY_BYTES,
         DEFAULT_MAX_IN_FLIGHT,
         DEFAULT_POLL_SECONDS,
+        STATUS_FORMATS,
         TOKEN_ENV,
+        ServeOptions,
     )
+
+    defaults = ServeOptions(".")
 
     parser = subparsers.add_parser(
         "serve",
         help="serve an export (or the newest version of a base directory) over HTTP: "
-             "TF Serving REST, KServe V1 and Vertex AI predict/explain",
+             "TF Serving REST, KServe V1/V2 and Vertex AI predict/explain",
         description="Serves PATH, one export or a base directory of numbered versions "
                     "(the newest complete one, switching when a newer one is published). "
                     "Routes: /v1/models/NAME[/versions/N][:predict|:explain|/metadata] "
                     "(TF Serving, KServe V1), /v1/projects/P/locations/L/endpoints/E:predict "
-                    "and :explain (Vertex AI), /healthz, /readyz. Vertex custom containers: "
+                    "and :explain (Vertex AI), /v2/models/NAME/infer (Open Inference Protocol), "
+                    "/metrics (Prometheus), /healthz, /readyz. Vertex custom containers: "
                     "AIP_HTTP_PORT, AIP_HEALTH_ROUTE, AIP_PREDICT_ROUTE and AIP_STORAGE_URI are "
                     "read. Needs the [serve] extra. Loading a SavedModel runs its graph: serve "
                     "only models you trust.",
@@ -73,6 +98,14 @@ def register(subparsers):
                              "(default 1; about one per core for small, fast models)")
     parser.add_argument("--no-access-log", dest="access_log", action="store_false",
                         help="do not log one line per request")
+    parser.add_argument("--status-format", choices=STATUS_FORMATS, default=STATUS_FORMATS[0],
+                        help="GET /v1/models/NAME answers TF Serving's model status (tf-serving, "
+                             "the default) or KServe V1's {\"name\", \"ready\"} (kserve)")
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false",
+                        help="no Prometheus metrics (and no /metrics route)")
+    for flag, field, kind, text in _TUNING:
+        parser.add_argument(flag, dest=field, type=kind, default=getattr(defaults, field),
+                            help=f"{text} (default {getattr(defaults, field)})")
     parser.set_defaults(func=run)
     return parser
 
@@ -81,6 +114,7 @@ def run(args):
     try:
         from xai_callback.serve import ServeOptions, serve, vertex_environment
         from xai_callback.serve.options import TOKEN_ENV
+        from xai_callback.serve.workers import CannotBind
     except ImportError as e:
         return _fail(f"{e}. Install the server with: pip install 'xai-callback[serve]'", EXIT_USAGE)
     try:
@@ -92,6 +126,8 @@ def run(args):
         return serve(options)
     except FileNotFoundError as e:
         return _fail(str(e), EXIT_USAGE)
+    except CannotBind as e:
+        return _fail(str(e), EXIT_CANNOT_BIND)
 
 
 def _settings(args, environment, token_env):
@@ -114,6 +150,9 @@ def _settings(args, environment, token_env):
         "graceful_seconds": args.graceful_seconds,
         "access_log": args.access_log,
         "workers": args.workers,
+        "status_format": args.status_format,
+        "metrics": args.metrics,
+        **{field: getattr(args, field) for _, field, _, _ in _TUNING},
     }
     for option in ("health_route", "predict_route"):
         settings[option] = environment.get(option)

@@ -33,6 +33,11 @@ from xai_callback.explain.methods.algorithm import AttributionAlgorithm
 _INDEX = tf.TensorSpec([], tf.int64)
 # Held while a compiled function is traced (see `compiled`); re-entrant for nested traces.
 _TRACING = threading.RLock()
+# Compiled functions kept per cache (explainer), least recently used dropped
+# first: every new setting (stepCount, pathCount, topK, ...) traces new
+# functions of about 1 MB each, which a server taking settings from requests
+# must not keep forever. A few settings' worth; a dropped one is traced again.
+MAX_COMPILED = 8
 
 
 def run(problem, method, report=None, report_key=None):
@@ -171,18 +176,22 @@ def compiled(cache, key, fn, args, autograph=False):
     """`fn` as a concrete `tf.function` for the signature of `args` (leading dimensions
     free), cached in `cache` under `key` and that signature."""
     key = (key, tuple(_leaf_signature(args)))
-    found = cache.get(key)
-    if found is None:
-        # TensorFlow builds the gradient functions of a loaded signature without
-        # a lock: two threads tracing at once can fail ("'NoneType' object is
-        # not iterable"). Traces are made one at a time; calls run in parallel.
-        with _TRACING:
-            found = cache.get(key)
-            if found is None:
-                # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
-                found = cache[key] = tf.function(
-                    fn, input_signature=[_specs(a) for a in args],
-                    autograph=autograph).get_concrete_function()
+    found = cache.pop(key, None)
+    if found is not None:
+        cache[key] = found  # the most recently used last (dicts keep insertion order)
+        return found
+    # TensorFlow builds the gradient functions of a loaded signature without
+    # a lock: two threads tracing at once can fail ("'NoneType' object is
+    # not iterable"). Traces are made one at a time; calls run in parallel.
+    with _TRACING:
+        found = cache.get(key)
+        if found is None:
+            # The concrete function: calling it skips tf.function's dispatch (~0.5 ms a call).
+            found = cache[key] = tf.function(
+                fn, input_signature=[_specs(a) for a in args],
+                autograph=autograph).get_concrete_function()
+            while len(cache) > MAX_COMPILED:
+                cache.pop(next(iter(cache)), None)  # the least recently used
     return found
 
 

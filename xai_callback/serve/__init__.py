@@ -17,6 +17,7 @@ import importlib
 
 _EXPORTS = {
     "ModelRepository": "xai_callback.serve.repository",
+    "ServedModel": "xai_callback.serve.loader",
     "ServeOptions": "xai_callback.serve.options",
     "Service": "xai_callback.serve.app",
     "build_app": "xai_callback.serve.app",

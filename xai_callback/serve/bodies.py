@@ -1,4 +1,4 @@
-"""Reading request bodies (size-limited JSON), writing JSON responses, the bearer token.
+"""Reading request bodies (size-limited, time-limited, hostile JSON refused), writing JSON responses.
 
 JSON goes through `orjson` when it is installed (the `[serve]` extra brings
 it; 10-20x faster than the standard library on request-sized documents) and
@@ -8,7 +8,7 @@ as `null`, so those bodies, and any orjson error, take the standard library,
 whose results and messages are the reference.
 """
 
-import hmac
+import asyncio
 import json
 
 try:
@@ -18,32 +18,64 @@ except ImportError:  # optional: the standard library does the same, slower
 
 from starlette.responses import Response
 
+from xai_callback.serve.codec import BOOLEANS_KEY
 from xai_callback.serve.errors import ServeError
 
+_TIMEOUT = getattr(asyncio, "timeout", None)  # cheaper than wait_for's task, from Python 3.11
 
-async def read_json(request, limit):
-    """The request's JSON body; 413 past `limit` bytes (checked before and while reading)."""
+
+async def read_json(request, limit, timeout=None):
+    """The request's JSON body; 413 past `limit` bytes (checked before and while reading),
+    408 when it has not all arrived within `timeout` seconds (a trickling client).
+
+    JSON over HTTP is UTF-8 (RFC 8259): other encodings (UTF-16, a BOM) are
+    refused, as are documents nested deeper than the parsers go. A body with
+    a JSON true/false marks the request (`codec.booleans_in`): booleans feed
+    only bool inputs, never numbers.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(f"{int(declared)} bytes", limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(f"more than {limit} bytes", limit)
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    try:
+        if _TIMEOUT is None:  # Python < 3.11
+            body = await asyncio.wait_for(_read(request, limit), timeout)
+        else:
+            async with _TIMEOUT(timeout):
+                body = await _read(request, limit)
+    except (TimeoutError, asyncio.TimeoutError):
+        raise ServeError(408, f"The request body did not arrive within {timeout:g} s "
+                              "(--body-timeout-seconds).") from None
     if not body.strip():
         raise ServeError(400, "The request body is empty; send a JSON object.")
+    if b"true" in body or b"false" in body:
+        request.scope[BOOLEANS_KEY] = True
     if orjson is not None:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass  # NaN tokens, or not JSON: the standard library reads or words it
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ServeError(400, f"The request body is not UTF-8 ({e.reason} at byte {e.start}); JSON "
+                              "over HTTP is UTF-8 (RFC 8259).") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
         raise ServeError(400, f"The request body is not valid JSON: {e}.") from e
+    except RecursionError:
+        raise ServeError(400, "The request body nests JSON lists or objects too deeply to read; "
+                              "instances take one list level per dimension.") from None
+
+
+async def _read(request, limit):
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"more than {limit} bytes", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(size, limit):
@@ -69,13 +101,3 @@ def dumps(content):
         if data is not None and b"null" not in data:
             return data
     return json.dumps(content, separators=(",", ":")).encode()
-
-
-def check_bearer(request, token):
-    """Raises 401 unless the request carries `Authorization: Bearer <token>`."""
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ServeError(401, "This server needs 'Authorization: Bearer <token>' with the token "
-                              "it was started with.", headers={"WWW-Authenticate": "Bearer"})

@@ -21,13 +21,15 @@ from xai_callback.serve.numeric import NumericInputs
 
 SIGNATURE_KEY = "signature_name"
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
+# Set in the request's scope by `bodies.read_json` when the body has a JSON true/false.
+BOOLEANS_KEY = "xai_callback.booleans"
 
 
 def request_object(body, allowed, where="the request body"):
     """`body` as a dict whose keys are all in `allowed` (`where` names it in errors)."""
     if not isinstance(body, Mapping):
         raise ServeError(400, f"{where[0].upper()}{where[1:]} must be a JSON object; received "
-                              f"{_kind(body)}.")
+                              f"{kind(body)}.")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise ServeError(400, f"Unknown key {unknown[0]!r} in {where}; it takes {sorted(allowed)}.")
@@ -42,7 +44,7 @@ def instances_of(body):
                               f"and 'inputs' (columnar format); it has {sorted(body)}.")
     if has_rows:
         if not isinstance(body[ROW_KEY], list):
-            raise ServeError(400, f"'instances' must be a list; received {_kind(body[ROW_KEY])}.")
+            raise ServeError(400, f"'instances' must be a list; received {kind(body[ROW_KEY])}.")
         return body[ROW_KEY], True
     return body[COLUMNAR_KEY], False
 
@@ -77,12 +79,13 @@ class SignatureInputs:
         self.numeric = NumericInputs(specs)
 
 
-def decode(data, row_format, inputs):
+def decode(data, row_format, inputs, booleans=False):
     """`{key: np.ndarray}` for `inputs` (`SignatureInputs`) from row instances
     or columnar inputs.
 
     Plain numbers take the numeric fast path; everything else, and every
-    error, the general decoder (`instances_to_tensors`).
+    error, the general decoder (`instances_to_tensors`). `booleans`: the body
+    holds a JSON true/false (`booleans_in`), which feeds only bool inputs.
 
     Raises:
         ServeError: 400 naming the instance and key that do not fit.
@@ -91,6 +94,8 @@ def decode(data, row_format, inputs):
     try:
         if not row_format:
             data = _columns(data, specs, signature_name)
+        if booleans:
+            _refuse_booleans(data, specs, signature_name)
         arrays = inputs.numeric.arrays(data)
         if arrays is not None:
             return arrays
@@ -99,7 +104,75 @@ def decode(data, row_format, inputs):
         if row_format:
             e = _with_instance(e, data, specs, signature_name)
         raise ServeError(400, str(e)) from e
+    except RecursionError:
+        raise ServeError(400, _nesting_error(data, specs, signature_name)) from None
     return {key: tensor.numpy() for key, tensor in tensors.items()}
+
+
+def booleans_in(request):
+    """Whether the request's JSON body holds a true/false token (see `bodies.read_json`)."""
+    return request.scope.get(BOOLEANS_KEY, False)
+
+
+def holds_boolean(value):
+    """Whether a JSON value holds a boolean anywhere (iteratively: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+    return False
+
+
+def _per_instance(data, specs):
+    """`(index, key, value)` of every instance's value of every input (rows or `{key: column}`)."""
+    if isinstance(data, Mapping):
+        for key, column in data.items():
+            for index, value in enumerate(column if isinstance(column, list) else [column]):
+                yield index, key, value
+        return
+    for index, row in enumerate(data if isinstance(data, list) else [data]):
+        if isinstance(row, Mapping) and not (set(row) == {"b64"} and "b64" not in specs):
+            for key, value in row.items():
+                yield index, key, value
+        elif len(specs) == 1:
+            yield index, next(iter(specs)), row
+
+
+def _refuse_booleans(data, specs, signature_name):
+    for index, key, value in _per_instance(data, specs):
+        spec = specs.get(key)
+        if spec is not None and not spec.dtype.is_bool and holds_boolean(value):
+            raise InstanceError(
+                f"Instance {index}: input {key!r} of '{signature_name}' takes {spec.dtype.name} "
+                "numbers, but holds a JSON boolean (true/false); send numbers (1, 0).",
+                key=key, index=index)
+
+
+def _nesting_error(data, specs, signature_name):
+    """The message for instances nested deeper than Python can decode, naming the first one."""
+    for index, key, value in _per_instance(data, specs):
+        depth, stack = 0, [(value, 1)]
+        while stack:
+            item, level = stack.pop()
+            if isinstance(item, (list, tuple)):
+                depth = max(depth, level)
+                stack.extend((v, level + 1) for v in item[:2])  # the depth shows on the first values
+        spec = specs.get(key)
+        rank = None if spec is None or spec.shape.rank is None else spec.shape.rank - 1
+        if rank is None or depth > rank + 1:
+            return (f"Instance {index}: input {key!r} of '{signature_name}' is nested {depth} lists "
+                    f"deep; it takes {'a value' if rank is None else f'rank {rank}'} per instance.")
+    return "The instances are nested too deeply to decode."
+
+
+def b64_bytes(value):
+    """The bytes of a `{"b64": "..."}` value (ValueError when it is not base64)."""
+    return base64.b64decode(value["b64"], validate=True)
 
 
 def _columns(data, specs, signature_name):
@@ -113,7 +186,7 @@ def _columns(data, specs, signature_name):
     for key, value in data.items():
         if not isinstance(value, list):
             raise InstanceError(
-                f"Input {key!r} in 'inputs' is {_kind(value)}; each input of "
+                f"Input {key!r} in 'inputs' is {kind(value)}; each input of "
                 f"'{signature_name}' takes a batch, a list with one entry per instance.",
                 key=key)
     return data
@@ -172,5 +245,6 @@ def _json(array, key):
     return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else array.tolist()
 
 
-def _kind(value):
+def kind(value):
+    """`a JSON list`, `a JSON object`, ... for messages."""
     return f"a JSON {type(value).__name__.replace('dict', 'object').replace('NoneType', 'null')}"

@@ -1,11 +1,10 @@
-"""Request errors and the two error bodies the server answers with.
+"""Request errors: what the client did wrong (4xx) or what failed here (5xx).
 
-TF Serving and KServe clients read `{"error": "message"}`; Google's client
-reads Google's error JSON `{"error": {"code", "message", "status"}}` and turns
-it into a `google.api_core.exceptions` error carrying the message.
+Each protocol words a `ServeError` in its own error body (see
+`xai_callback.serve.protocols`): TF Serving and KServe clients read
+`{"error": "message"}`; Google's client reads Google's error JSON
+`{"error": {"code", "message", "status"}}` with the gRPC status names below.
 """
-
-import http
 
 # gRPC status names of the HTTP codes the server uses (Google's mapping).
 GOOGLE_STATUS = {
@@ -13,9 +12,11 @@ GOOGLE_STATUS = {
     401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
     500: "INTERNAL",
     503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
@@ -44,12 +45,6 @@ class ServeError(Exception):
         self.google_status = google_status
 
 
-def tf_serving_error(error):
-    """TF Serving's (and KServe V1's) error body."""
-    return {"error": error.message}
-
-
-def google_error(error):
-    """Google's error JSON, as Vertex AI answers."""
-    status = error.google_status or GOOGLE_STATUS.get(error.status) or http.HTTPStatus(error.status).phrase.upper().replace(" ", "_")
-    return {"error": {"code": error.status, "message": error.message, "status": status}}
+def internal_error():
+    """The 500 answered for a failure that is not the client's (the log has the details)."""
+    return ServeError(500, "Internal server error; the server log has the details.")

@@ -14,50 +14,106 @@ so overrides never leak into other requests and compiled traces are shared.
 """
 
 import copy
+import inspect
+import math
 import re
 from collections.abc import Mapping
 
+import numpy as np
 import tensorflow as tf
 
-from xai_callback.errors import ExportVerificationError
-from xai_callback.explain.settings import DEFAULT_PARAMETERS, default_metadata
-from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, instances_of, request_object
+from xai_callback.errors import ExportVerificationError, InputError, SignatureError, SpecError, short_message
+from xai_callback.explain.explainer import Explainer
+from xai_callback.explain.settings import DEFAULT_PARAMETERS, GENERAL_OPTIONS, default_metadata
+from xai_callback.serve.codec import COLUMNAR_KEY, ROW_KEY, decode, instances_of, request_object
 from xai_callback.serve.errors import ServeError
 from xai_callback.spec.metadata import attributed_fields
+from xai_callback.spec.options import OPTIONS as METHOD_OPTIONS
 from xai_callback.signatures.specs import signature_io
 
 EXPLAIN_KEYS = (ROW_KEY, COLUMNAR_KEY, "parameters", "explanationSpecOverride", "deployedModelId")
 # Options a request must not set: they are not JSON values.
-REFUSED_OPTIONS = ("progress",)
+REFUSED_OPTIONS = ("progress", "validate")
 OVERRIDE_KEYS = ("parameters", "metadata", "examplesOverride")
 GENERAL_PARAMETERS = ("topK", "outputIndices")
+# What a request's `parameters` may set: `explain`'s keywords and every method's settings.
+KNOWN_OPTIONS = frozenset(
+    {name for name, p in inspect.signature(Explainer.explain).parameters.items()
+     if name not in ("self", "inputs") and p.kind is not p.VAR_KEYWORD}
+    | set(GENERAL_OPTIONS) | set(METHOD_OPTIONS)) - set(REFUSED_OPTIONS)
 
 
-def explain_call(model, body):
-    """`run`: `run()` computes the `ExplainResponse` dict of `body` on `model`.
+def explain_call(model, body, limits=None, booleans=False):
+    """`(run, method)`: `run(progress)` computes the `ExplainResponse` dict of `body` on
+    `model`; `method` names the attribution method (for metrics).
+
+    Args:
+        limits: `limits.ExplanationLimits` the request is held to (None: none).
+        booleans: the body holds a JSON true/false (`codec.booleans_in`).
 
     Raises:
-        ServeError: 400 for a body that does not fit (named key), or a model
-            that cannot be explained.
+        ServeError: 400 for a body that does not fit (named key), settings
+            past the limits, or a model that cannot be explained.
     """
     body = request_object(body, EXPLAIN_KEYS)
-    instances, _ = instances_of(body)
+    instances, row_format = instances_of(body)
     if model.explainer is None:
         raise ServeError(400, f"Version {model.version} cannot be explained: {model.explain_problem}",
                          google_status="FAILED_PRECONDITION")
     options = explain_options(body.get("parameters"))
-    explainer = overridden_explainer(model.explainer, body.get("explanationSpecOverride"))
-    # The explainer's instances are its instance signature's inputs.
-    numeric = model.inputs(model.explainer.instance_signature).numeric
+    override = body.get("explanationSpecOverride")
+    explainer = overridden_explainer(model.explainer, override)
+    if limits is not None:
+        limits.check(options, (override or {}).get("parameters") if isinstance(override, Mapping) else None,
+                     explainer.parameters or DEFAULT_PARAMETERS, _count(instances))
+    # The explainer's instances are its instance signature's inputs: decoded here, on the
+    # loop, so that errors name the instance and key as predict's do.
+    arrays = decode(instances, row_format, model.inputs(model.explainer.instance_signature), booleans)
 
-    def run():
-        arrays = numeric.arrays(instances)  # plain numbers: decoded at once
-        if arrays is None:
-            return explainer.explain_instances(instances, **options).to_dict()
+    def run(progress=None):
         tensors = {key: tf.constant(value) for key, value in arrays.items()}
-        return explainer.explain(tensors, **options).to_dict()
+        response = explainer.explain(tensors, progress=progress, **options)
+        check_finite(response)
+        return response.to_dict()
 
-    return run
+    return run, str(options.get("method") or _stored_method(explainer.parameters))
+
+
+def _count(instances):
+    """How many instances a row list or a `{key: column}` holds."""
+    if isinstance(instances, Mapping):
+        return max((len(v) for v in instances.values() if isinstance(v, list)), default=1)
+    return len(instances)
+
+
+def _stored_method(parameters):
+    key = next((k for k in (parameters or DEFAULT_PARAMETERS) if k.endswith("Attribution")), "")
+    return key.removesuffix("Attribution") or "integratedGradients"
+
+
+def check_finite(response):
+    """Refuses an explanation whose output or attributions are not finite numbers.
+
+    JSON has no NaN or Infinity; written as null, Google's client reads a
+    missing `approximationError` as 0.0, a perfect score. An instance whose
+    output overflows has no meaningful attribution: it is that instance's error.
+    """
+    for index, explanation in enumerate(response.explanations):
+        for attribution in explanation.attributions:
+            values = {"instanceOutputValue": attribution.instance_output_value,
+                      "baselineOutputValue": attribution.baseline_output_value,
+                      "approximationError": attribution.approximation_error}
+            for name, value in values.items():
+                if not math.isfinite(float(value)):
+                    raise ServeError(400, f"Instance {index}: the explained output "
+                                          f"{attribution.output_name!r} gives {name} = {float(value)}, which "
+                                          "is not a finite number; such an instance cannot be explained "
+                                          "(check its values' range).")
+            for feature, value in attribution.feature_attributions.items():
+                if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+                    raise ServeError(400, f"Instance {index}: the attribution of feature {feature!r} is "
+                                          "not a finite number; such an instance cannot be explained "
+                                          "(check its values' range).")
 
 
 def explain_options(parameters):
@@ -72,6 +128,9 @@ def explain_options(parameters):
         name = re.sub(r"(?<!^)([A-Z])", r"_\1", str(key)).lower()
         if name in REFUSED_OPTIONS:
             raise ServeError(400, f"'parameters' cannot set {key!r}.")
+        if name not in KNOWN_OPTIONS:
+            raise ServeError(400, f"Unknown explanation option {key!r} in 'parameters'; it takes "
+                                  f"{sorted(KNOWN_OPTIONS)} (camelCase or snake_case).")
         options[name] = value
     return options
 
@@ -175,9 +234,20 @@ def _deep_merge(base, extra):
 
 
 def explain_error(error):
-    """An exception of an explanation as the `ServeError` to answer (None: not the client's)."""
+    """An exception of an explanation as the `ServeError` to answer.
+
+    The client's: this package's errors about the request (instances, settings,
+    the chosen method), inputs TensorFlow refuses (InvalidArgument), and an
+    export that cannot be explained (FAILED_PRECONDITION). Anything else failed
+    here (inside TensorFlow, or a bug): a 500, with TensorFlow's first line.
+    """
+    if isinstance(error, ServeError):
+        return error
     if isinstance(error, ExportVerificationError):
         return ServeError(400, str(error), google_status="FAILED_PRECONDITION")
-    if isinstance(error, (ValueError, TypeError)):  # InstanceError, SpecError, unknown options
+    if isinstance(error, (SpecError, InputError, SignatureError)):
         return ServeError(400, str(error))
-    return None
+    if isinstance(error, tf.errors.InvalidArgumentError):
+        return ServeError(400, "The model rejected the input: " + short_message(error))
+    return ServeError(500, f"The explanation failed on the server ({type(error).__name__}: "
+                           f"{short_message(error)}); the server log has the details.")

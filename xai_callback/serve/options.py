@@ -14,6 +14,20 @@ DEFAULT_MAX_BATCH_ROWS = 1024
 DEFAULT_INLINE_CALL_MS = 1.0
 DEFAULT_POLL_SECONDS = 2.0
 DEFAULT_GRACEFUL_SECONDS = 30.0
+# A request (its model work) is answered 504 past this.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0
+# Slow clients: request headers and body must arrive within these; idle
+# keep-alive connections close after uvicorn's default.
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
+DEFAULT_KEEP_ALIVE_SECONDS = 5.0
+# Versions: a SavedModel not written by this package is loaded once it has
+# stood unchanged this long; a failed load is retried (TF Serving's
+# --max_num_load_retries is 5) after 1, 2, 4, ... seconds (at most 60).
+DEFAULT_SETTLE_SECONDS = 10.0
+DEFAULT_MAX_LOAD_RETRIES = 5
+DEFAULT_LOAD_RETRY_SECONDS = 1.0
+STATUS_FORMATS = ("tf-serving", "kserve")
 HEALTH_ROUTE = "/healthz"
 READY_ROUTE = "/readyz"
 TOKEN_ENV = "XAI_CALLBACK_BEARER_TOKEN"
@@ -57,6 +71,26 @@ class ServeOptions:
         access_log: log one line per request. Defaults to True.
         workers: server processes, each with its own copy of the model, on
             one port (see `xai_callback.serve.workers`). Defaults to 1.
+        max_step_count, max_path_count, max_noisy_sample_count: the largest
+            `stepCount`, `pathCount`, `noisySampleCount` a request may ask
+            for. Defaults to Vertex AI's 100, 50, 50.
+        max_explanation_steps: the largest instances x outputs x steps of
+            one explain request. Defaults to 25600.
+        request_timeout_seconds: requests still working after this many
+            seconds are answered 504 (explanations stop). Defaults to 60.
+        header_timeout_seconds, body_timeout_seconds: a request's headers
+            (its body) must arrive within this many seconds, else the
+            connection is closed (408). Defaults to 10 and 30.
+        keep_alive_seconds: idle keep-alive connections close after this
+            many seconds. Defaults to 5 (uvicorn's).
+        status_format: what `GET /v1/models/NAME` answers: "tf-serving"
+            (the model version status, the default) or "kserve" (KServe V1's
+            `{"name", "ready"}`).
+        metrics: Prometheus metrics at `/metrics`. Defaults to True.
+        settle_seconds: a version not written by this package is loaded
+            once its files stood unchanged this long. Defaults to 10.
+        max_load_retries: a version that fails to load is retried this many
+            times, after 1, 2, 4, ... seconds (at most 60). Defaults to 5.
     """
 
     path: str
@@ -75,6 +109,19 @@ class ServeOptions:
     predict_route: str = None
     access_log: bool = True
     workers: int = 1
+    max_step_count: int = 100
+    max_path_count: int = 50
+    max_noisy_sample_count: int = 50
+    max_explanation_steps: int = 25600
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    keep_alive_seconds: float = DEFAULT_KEEP_ALIVE_SECONDS
+    status_format: str = "tf-serving"
+    metrics: bool = True
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    max_load_retries: int = DEFAULT_MAX_LOAD_RETRIES
+    load_retry_seconds: float = DEFAULT_LOAD_RETRY_SECONDS
 
     def __post_init__(self):
         if not isinstance(self.path, str) or not self.path:
@@ -84,13 +131,24 @@ class ServeOptions:
         _check_int("max_in_flight", self.max_in_flight, 1)
         _check_int("max_batch_rows", self.max_batch_rows, 1)
         _check_int("workers", self.workers, 1)
-        for name in ("poll_seconds", "graceful_seconds"):
+        for name in ("max_step_count", "max_path_count", "max_noisy_sample_count", "max_explanation_steps"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("max_load_retries", self.max_load_retries, 0)
+        if self.status_format not in STATUS_FORMATS:
+            raise ValueError(f"status_format must be one of {list(STATUS_FORMATS)}; received "
+                             f"status_format={self.status_format!r}.")
+        for name in ("access_log", "batching", "metrics"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; received {name}={getattr(self, name)!r}.")
+        for name in ("poll_seconds", "graceful_seconds", "request_timeout_seconds", "header_timeout_seconds",
+                     "body_timeout_seconds", "keep_alive_seconds", "load_retry_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a number > 0; received {name}={value!r}.")
-        value = self.inline_call_ms
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"inline_call_ms must be a number >= 0; received inline_call_ms={value!r}.")
+        for name in ("inline_call_ms", "settle_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0; received {name}={value!r}.")
         if self.model_name is not None and not _MODEL_NAME.match(str(self.model_name)):
             raise ValueError(
                 f"model_name={self.model_name!r} cannot appear in /v1/models/{{name}}: "

@@ -1,49 +1,63 @@
 """POST requests straight to their route's endpoint, past Starlette's routing and middleware.
 
-Predict and explain requests are the server's hot path; Starlette's router
-(every route's pattern tried in turn), its two middlewares and the endpoint
-wrapper cost Python time per request that the answer does not need (measured
-in benchmarks/bench_serve.py). Every POST is answered by the first POST route
-whose pattern matches its path (the last route, `/{rest:path}`, matches all),
-so this front matches the same `Route` objects' own compiled patterns in the
-same order and awaits the same endpoint: the answers, errors, body limit and
-bearer token are the route's, not a second implementation. Anything else
-(GET, lifespan, a `root_path`) goes to the Starlette app.
+Predict and explain requests are the server's hot path; Starlette's router,
+its middlewares (twice: the app's and the protocol's sub-application's) and
+the endpoint wrapper cost Python time per request that the answer does not
+need (measured in benchmarks/bench_serve.py). Starlette answers a request
+with the first route whose `matches` is FULL; this front asks the app's own
+routes, in the app's order, and, inside a protocol's mount, that protocol's
+routes: when that is a POST endpoint, the protocol answers it
+(`ProtocolApp.answer`: its bearer-token middleware's check, the endpoint,
+its error answers), byte for byte as through Starlette
+(tests/test_serve_post_routes.py). Anything else (GET, lifespan, a
+`root_path`, a path no POST route takes) goes to the Starlette app.
 """
 
-from starlette.requests import Request
+from starlette.routing import Match
+
+from xai_callback.serve.routing import ProtocolApp
 
 
 class PostRoutes:
-    """An ASGI app answering POSTs with `routes`' endpoints and everything else with `app`.
+    """An ASGI app answering POSTs with their protocol's endpoint and everything else with `app`.
 
     Example:
 
     ```python
-    app = PostRoutes(Starlette(routes=routes), [r for r in routes if "POST" in r.methods])
+    app = PostRoutes(Starlette(routes=[PrefixMount("/v2", v2_protocol), ...]))
     ```
 
     Args:
-        app: the Starlette app, for every other request (and lifespan).
-        routes: Starlette `Route`s taking POST, in the app's order; the
-            first whose pattern matches the path answers, as in the app.
-            Their endpoints must answer every request themselves (errors
-            included), as `build_app`'s routes do.
+        app: the Starlette app; its routes that lead to a `ProtocolApp` (a
+            mount, or a route whose endpoint is one) are answered here.
     """
 
-    def __init__(self, app, routes):
+    def __init__(self, app):
         self.app = app
-        self.routes = [(r.path_regex, r.param_convertors, r.endpoint) for r in routes]
+        self.routes = [(route, route.app if isinstance(getattr(route, "app", None), ProtocolApp) else None)
+                       for route in app.routes]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            path = scope["path"]
-            for pattern, convertors, endpoint in self.routes:
-                match = pattern.match(path)
-                if match:
-                    params = {k: convertors[k].convert(v) for k, v in match.groupdict().items()}
-                    request = Request({**scope, "app": self.app, "path_params": params}, receive, send)
-                    response = await endpoint(request)
-                    await response(scope, receive, send)
-                    return
+            for route, protocol in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    if protocol is not None and await self._answer(protocol, {**scope, **child}, receive, send):
+                        return
+                    break
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _answer(protocol, scope, receive, send):
+        """Answers with the protocol's first FULL route when it is a POST endpoint; False otherwise."""
+        for route in protocol.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                endpoint = getattr(route, "endpoint", None)
+                if endpoint is None or "POST" not in (route.methods or ()):
+                    return False
+                scope = {**scope, **child}
+                response = await protocol.answer(endpoint, scope, receive, send)
+                await response(scope, receive, send)
+                return True
+        return False

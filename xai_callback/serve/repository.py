@@ -1,130 +1,41 @@
-"""The served model: one export, or the newest complete version of a base directory.
+"""The served model: one export, or the newest ready version of a base directory (TF Serving's manager).
 
-A base directory (TF Serving's layout, `base/<number>/`) is polled; a newer
-complete version (see `xai_callback.publish.placement.newest_published_version`: never a
-staging copy or a half-written directory) is loaded and warmed up in the
-background and then swapped in with one assignment. Requests that started on
-the old version keep their reference to it and finish there, so a switch
-fails no request. A version that fails to load is logged and skipped; the old
-one stays.
+A base directory (TF Serving's layout, `base/<number>/`) is polled; the newest
+version its `source.VersionSource` calls ready is loaded and warmed up in the
+background (`loader.load_served_model`) and then swapped in with one
+assignment. Requests that started on the old version keep their reference to
+it and finish there, so a switch fails no request. A version that fails to
+load is retried after 1, 2, 4, ... seconds (at most `MAX_RETRY_SECONDS`), up to
+`max_load_retries` times, as TF Serving's `--max_num_load_retries`; its
+retries start again when its files change. Meanwhile the served version
+stays. Versions deleted from the directory leave the status.
 """
 
-import dataclasses
 import logging
 import threading
+import time
 
 import tensorflow as tf
-from google.protobuf import json_format
-from tensorflow.core.protobuf import saved_model_pb2
 
+from xai_callback.names import join
 from xai_callback.publish import placement, storage
-from xai_callback.publish.local_copy import local_copy
-from xai_callback.errors import ExportVerificationError
-from xai_callback.names import SAMPLE_FILE, SERVING_DEFAULT, extra_path, join
-from xai_callback.serve.codec import SignatureInputs
 from xai_callback.serve.errors import ServeError
-from xai_callback.serve.runner import call_signature
-from xai_callback.signatures.tensor_io import decode_tensor_dict
-from xai_callback.signatures.specs import signature_io
+from xai_callback.serve.loader import load_served_model
+from xai_callback.serve.source import VersionSource
 
 log = logging.getLogger("xai_callback.serve")
 DEFAULT_MODEL_NAME = "model"  # TF Serving's default MODEL_NAME
-WARM_UP_CALLS = 3  # the first call of a loaded signature is slower than the next ones
+MAX_RETRY_SECONDS = 60.0
 
 
-@dataclasses.dataclass
-class ServedModel:
-    """One loaded version.
+class _Failure:
+    """A version's failed loads: the last error, how many, when to try again."""
 
-    Attributes:
-        version: its number (a fixed export's numeric directory name, else 1).
-        path: where it was loaded from.
-        signatures: `{name: concrete function}` of the SavedModel.
-        signature_defs: `{name: SignatureDef as TF Serving's JSON}`.
-        explainer: the `ExportExplainer`, or None when the export cannot be
-            explained (see `explain_problem`).
-        explain_problem: why `:explain` is refused, or None.
-        call_times: `{signature name: recent call wall times in seconds}`
-            (see `runner.ModelRunner.inline`).
-    """
-
-    version: int
-    path: str
-    signatures: dict
-    signature_defs: dict
-    explainer: object = None
-    explain_problem: str = None
-    saved_model: object = dataclasses.field(default=None, repr=False)
-    call_times: dict = dataclasses.field(default_factory=dict, repr=False)
-    _inputs: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    def inputs(self, signature_name):
-        """The `codec.SignatureInputs` of a signature (prepared once)."""
-        inputs = self._inputs.get(signature_name)
-        if inputs is None:
-            specs = signature_io(self.signatures[signature_name])[0]
-            inputs = self._inputs[signature_name] = SignatureInputs(signature_name, specs)
-        return inputs
-
-
-def load_served_model(path, version):
-    """Loads an export (and its explainer) and warms it up on its stored sample."""
-    from xai_callback.explain import load_explainer
-
-    path = local_copy(path)  # s3://, gs:// (fsspec): TensorFlow loads a local copy
-    explainer, problem = None, None
-    saved_model = tf.saved_model.load(path)  # once, for the explainer and its validation too
-    try:
-        explainer = load_explainer(path, loaded=saved_model)
-    except ExportVerificationError as e:
-        problem = str(e)
-    if explainer is not None and explainer.validation is not None and explainer.validation.failures:
-        problem = "; ".join(f"{r.rule}: {r.reason}" for r in explainer.validation.failures)
-        log.warning("%s fails validation, so :explain may refuse it: %s", path, problem)
-    model = ServedModel(
-        version=version,
-        path=path,
-        signatures=dict(saved_model.signatures),
-        signature_defs=read_signature_defs(path),
-        explainer=explainer,
-        explain_problem=problem if explainer is None else None,
-        saved_model=saved_model,
-    )
-    _warm_up(model)
-    return model
-
-
-def read_signature_defs(path):
-    """`{name: SignatureDef}` in TF Serving's JSON (proto field names)."""
-    proto = saved_model_pb2.SavedModel()
-    with tf.io.gfile.GFile(join(path, placement.SAVED_MODEL_FILE), "rb") as f:
-        proto.ParseFromString(f.read())
-    graph = proto.meta_graphs[0]
-    return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True)
-            for name, sig in graph.signature_def.items()}
-
-
-def _warm_up(model):
-    """Runs serving_default (and one explanation) on the stored sample, so the
-    first request after a switch traces nothing and serving_default's call
-    time is known (`runner.CallTimes`). Exports without one skip it."""
-    sample_path = extra_path(model.path, SAMPLE_FILE)
-    if SERVING_DEFAULT not in model.signatures or not storage.exists(sample_path):
-        return
-    sample = decode_tensor_dict(storage.read_json(sample_path))
-    arrays = {key: value.numpy() for key, value in sample.items()}
-    for _ in range(WARM_UP_CALLS):  # timed: fast signatures are then called on the loop
-        (result,) = call_signature(model, SERVING_DEFAULT, [arrays])
-        if isinstance(result, Exception):
-            raise result
-    explainer = model.explainer
-    if explainer is None or set(sample) != set(explainer.instance_specs):
-        return
-    first = {key: value[:1] for key, value in sample.items()}
-    try:
-        explainer.explain(first)
-    except (ValueError, TypeError, ExportVerificationError) as e:
-        log.warning("explaining the stored sample of %s failed: %s", model.path, e)
+    def __init__(self, message, fingerprint):
+        self.message = message
+        self.fingerprint = fingerprint
+        self.attempts = 0
+        self.next_try = 0.0
 
 
 def default_model_name(path):
@@ -162,22 +73,32 @@ class ModelRepository:
         name: the served model name. Defaults to None: `default_model_name`.
         poll_seconds: how often a base directory is checked.
         on_fatal: `on_fatal(message)`, called when nothing can be served
-            (the first load failed).
+            (a fixed export failed to load; every version of a base
+            directory failed all its retries).
         loader: `loader(path, version) -> ServedModel`.
+        settle_seconds: see `source.VersionSource`.
+        max_load_retries: retries of a failed load (0: none).
+        retry_seconds: the first retry's delay; each next one doubles it.
+        on_change: `on_change(version)`, called after a version is swapped in.
 
     Raises:
         FileNotFoundError: `path` does not exist.
     """
 
-    def __init__(self, path, name=None, poll_seconds=2.0, on_fatal=None, loader=load_served_model):
+    def __init__(self, path, name=None, poll_seconds=2.0, on_fatal=None, loader=load_served_model,
+                 settle_seconds=10.0, max_load_retries=5, retry_seconds=1.0, on_change=None):
         self.path = require_path(str(path).rstrip("/") or str(path))
         self.fixed = is_export(self.path)
         self.name = name or default_model_name(self.path)
         self.poll_seconds = poll_seconds
         self.on_fatal = on_fatal
         self.loader = loader
+        self.max_load_retries = max_load_retries
+        self.retry_seconds = retry_seconds
+        self.on_change = on_change
+        self.source = VersionSource(self.path, settle_seconds)
         self.current = None
-        self.failed = {}  # version -> error message
+        self.failed = {}  # version -> _Failure
         self.loading = None
         self._stop = threading.Event()
         self._thread = None
@@ -185,6 +106,9 @@ class ModelRepository:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self):
+        """Loads and polls in a background thread (once: a second call does nothing)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run, name="xai-serve-versions", daemon=True)
         self._thread.start()
 
@@ -199,47 +123,81 @@ class ModelRepository:
 
     def _run(self):
         if self.fixed:
-            self._load(self.path, _fixed_version(self.path))
+            if not self._load(self.path, _fixed_version(self.path)) and self.on_fatal is not None:
+                self.on_fatal(f"cannot load {self.path}: {self.failed[_fixed_version(self.path)].message}")
             return
         waiting_logged = False
         while not self._stop.is_set():
             try:
-                newest = placement.newest_published_version(self.path)
+                self.poll()
             except (tf.errors.OpError, OSError) as e:
                 log.warning("cannot list versions under %s: %s", self.path, e)
-                newest = None
-            if newest is not None:
-                self._switch_to(newest)
-            elif self.current is None and not waiting_logged:
+            if self.current is None and not self.loading and not waiting_logged:
                 log.warning("no complete version under %s yet; waiting for one "
                             "(checking every %s s)", self.path, self.poll_seconds)
                 waiting_logged = True
             self._stop.wait(self.poll_seconds)
 
-    def _switch_to(self, version):
-        """Loads `version` when it differs from the served one (newer, or the
-        newest left after a roll-back) and has not failed before."""
-        if (self.current is not None and self.current.version == version) or version in self.failed:
-            return
-        path = join(self.path, str(version))
-        if self._load(path, version) and self.current.version == version:
-            log.info("now serving version %s of %s", version, self.name)
+    def poll(self):
+        """One look at the base directory: serves the newest version that is ready and loads."""
+        present = self.source.versions()
+        for gone in set(self.failed) - set(present):
+            del self.failed[gone]  # deleted versions leave the status
+        for version in present:  # newest first
+            if self.current is not None and self.current.version == version:
+                return
+            if not self._may_try(version) or not self.source.ready(version):
+                continue
+            if self._load(self.source.path(version), version):
+                log.info("now serving version %s of %s", version, self.name)
+                return
+        if self.current is None and present and all(self._exhausted(v) for v in present):
+            if self.on_fatal is not None:
+                self.on_fatal(f"no version under {self.path} could be loaded: {self.waiting_for()}")
+
+    def _may_try(self, version):
+        failure = self.failed.get(version)
+        if failure is None:
+            return True
+        if failure.attempts > self.max_load_retries:
+            fingerprint = self.source.fingerprint(version)
+            if fingerprint == failure.fingerprint:
+                return False  # retries used up, and nothing changed since
+            failure.attempts, failure.next_try = 0, 0.0  # its files changed: a new copy
+        return time.monotonic() >= failure.next_try
+
+    def _exhausted(self, version):
+        failure = self.failed.get(version)
+        return failure is not None and failure.attempts > self.max_load_retries
 
     def _load(self, path, version):
         self.loading = version
         try:
             model = self.loader(path, version)
         except Exception as e:  # noqa: BLE001 - any load failure leaves the old version serving
-            message = f"{type(e).__name__}: {e}"
-            self.failed[version] = message
-            log.error("cannot load version %s from %s: %s", version, path, message)
-            if self.current is None and self.on_fatal is not None:
-                self.on_fatal(f"cannot load {path}: {message}")
+            self._record_failure(version, f"{type(e).__name__}: {e}")
             return False
         finally:
             self.loading = None
+        self.failed.pop(version, None)
         self.current = model  # one assignment: requests see the old or the new version
+        if self.on_change is not None:
+            self.on_change(model.version)
         return True
+
+    def _record_failure(self, version, message):
+        failure = self.failed.get(version)
+        if failure is None:
+            failure = self.failed[version] = _Failure(message, None)
+        failure.message = message
+        failure.attempts += 1
+        if not self.fixed:
+            failure.fingerprint = self.source.fingerprint(version)
+        delay = min(self.retry_seconds * 2 ** (failure.attempts - 1), MAX_RETRY_SECONDS)
+        failure.next_try = time.monotonic() + delay
+        retrying = failure.attempts <= self.max_load_retries and not self.fixed
+        log.error("cannot load version %s of %s: %s%s", version, self.name, message,
+                  f"; retry {failure.attempts} of {self.max_load_retries} in {delay:g} s" if retrying else "")
 
     # -- lookups --------------------------------------------------------------
 
@@ -268,16 +226,19 @@ class ModelRepository:
     def waiting_for(self):
         if self.loading is not None:
             return f"version {self.loading} is loading"
-        failed = self.failed.copy()  # the polling thread may add to it meanwhile
+        failed = dict(self.failed)  # the polling thread may change it meanwhile
         if failed:
-            return "loading failed: " + "; ".join(f"version {v}: {m}" for v, m in failed.items())
+            return "loading failed: " + "; ".join(f"version {v}: {f.message}" for v, f in failed.items())
         return f"no complete version under {self.path} yet"
 
     def status(self, version=None):
         """TF Serving's `model_version_status` list."""
         entries = {}
-        for number, message in self.failed.copy().items():
-            entries[number] = _status(number, "END", "UNKNOWN", message)
+        for number, failure in dict(self.failed).items():
+            if failure.attempts > self.max_load_retries or self.fixed:
+                entries[number] = _status(number, "END", "UNKNOWN", failure.message)
+            else:
+                entries[number] = _status(number, "LOADING", "UNKNOWN", f"{failure.message} (retrying)")
         if self.loading is not None:
             entries[self.loading] = _status(self.loading, "LOADING")
         if self.current is not None:

@@ -17,11 +17,13 @@ import time
 
 import uvicorn
 
-from xai_callback.serve.app import Service, build_app
-from xai_callback.serve.repository import ModelRepository, require_path
 from xai_callback.serve import workers
+from xai_callback.serve.app import Service, build_app
+from xai_callback.serve.board import WorkerBoard
 from xai_callback.serve.options import ServeOptions
-from xai_callback.serve.workers import run_workers
+from xai_callback.serve.repository import ModelRepository, require_path
+from xai_callback.serve.slow_clients import header_timeout_protocol
+from xai_callback.serve.workers import bind, run_workers
 
 log = logging.getLogger("xai_callback.serve")
 
@@ -45,10 +47,14 @@ def serve(options, sockets=None):
 
     Raises:
         FileNotFoundError: nothing exists at `options.path`.
+        CannotBind: the port is in use.
     """
     if options.workers > 1 and sockets is None:
         require_path(options.path)
         return run_workers(options)
+    if sockets is None:
+        require_path(options.path)
+        sockets = [bind(options.host, options.port)]  # one clear line when the port is taken
     fatal = []
     server = None
 
@@ -58,24 +64,46 @@ def serve(options, sockets=None):
         if server is not None:
             server.should_exit = True
 
-    repository = ModelRepository(options.path, name=options.model_name,
-                                 poll_seconds=options.poll_seconds, on_fatal=on_fatal)
-    app = build_app(Service(options, repository))
-    config = uvicorn.Config(
+    board = WorkerBoard.from_environment()
+    repository = make_repository(options, on_fatal=on_fatal,
+                                 on_change=board.publish if board is not None else None)
+    if board is not None:
+        # A worker takes connections from the shared socket only once its model is
+        # loaded: the others answer meanwhile (at start, and after a restart).
+        repository.start()
+        while not repository.ready and not fatal:
+            time.sleep(0.05)
+        if fatal:
+            return 1
+    app = build_app(Service(options, repository, board=board))
+    server = uvicorn.Server(uvicorn_config(app, options, log_level="info"))
+    host, port = sockets[0].getsockname()[:2]
+    log.info("serving model '%s' from %s on http://%s:%s", repository.name, repository.path, host, port)
+    with _exit_quietly_after_signals():
+        server.run(sockets=sockets)
+    return 1 if fatal or not server.started else 0
+
+
+def make_repository(options, **hooks):
+    """The `ModelRepository` of `options` (`hooks`: `on_fatal`, `on_change`)."""
+    return ModelRepository(options.path, name=options.model_name, poll_seconds=options.poll_seconds,
+                           settle_seconds=options.settle_seconds, max_load_retries=options.max_load_retries,
+                           retry_seconds=options.load_retry_seconds, **hooks)
+
+
+def uvicorn_config(app, options, **settings):
+    """uvicorn's settings for `options`: the slow-client timeouts, graceful shutdown, access log."""
+    return uvicorn.Config(
         app,
         host=options.host,
         port=options.port,
         timeout_graceful_shutdown=options.graceful_seconds,
+        timeout_keep_alive=options.keep_alive_seconds,
+        http=header_timeout_protocol(options.header_timeout_seconds),
         access_log=options.access_log,
-        log_level="info",
         lifespan="on",
+        **settings,
     )
-    server = uvicorn.Server(config)
-    log.info("serving model '%s' from %s on http://%s:%s", repository.name, repository.path,
-             options.host, options.port)
-    with _exit_quietly_after_signals():
-        server.run(sockets=sockets)
-    return 1 if fatal or not server.started else 0
 
 
 @contextlib.contextmanager
