@@ -125,7 +125,10 @@ class Explainer:
                 feature_names=feature_names,
                 top_k=settings.top_k, output_indices=settings.output_indices, seed=seed,
                 compile_fn=engine.compiled_call(self._compiled),
-                max_rows_per_call=max_rows_per_call, progress=progress, compiled=self._compiled)
+                max_rows_per_call=max_rows_per_call, progress=_reporting(progress),
+                compiled=self._compiled)
+        except _ProgressStopped as stop:  # the caller's own callback stopped it (a deadline)
+            raise stop.error from None
         except USAGE_ERRORS:
             raise
         except Exception as e:  # TensorFlow failed on valid settings: not the caller's doing
@@ -230,6 +233,28 @@ def _failing_baseline(problem):
             except tf.errors.OpError as e:
                 return problem.feature_names[key], baseline, e
     return None
+
+
+class _ProgressStopped(Exception):
+    """Carries what the caller's `progress` callback raised past the internal-error wrapping."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reporting(progress):
+    """`progress` whose exceptions stay the caller's (e.g. a server's deadline), not internal errors."""
+    if progress is None:
+        return None
+
+    def report(*args):
+        try:
+            return progress(*args)
+        except Exception as e:  # noqa: BLE001 - re-raised as it was by `explain`
+            raise _ProgressStopped(e) from e
+
+    return report
 
 
 def check_output(output, model_outputs):
