@@ -184,7 +184,16 @@ def _pipeline_options(value):
     if isinstance(value, dict):
         return PipelineOptions.from_dictionary(value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return PipelineOptions(list(value))
+        options = PipelineOptions(list(value))
+        # Beam drops flags it does not know with a log line; a misspelt flag
+        # (ours or Beam's) must not pass silently.
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
+                         - set(options.get_all_options()))
+        if unknown:
+            raise ValueError(f"Unknown pipeline options {['--' + name for name in unknown]} in "
+                             f"{list(value)}: neither batch-explain's nor Beam's (docs/batch.md lists "
+                             "the options of each runner).")
+        return options
     raise TypeError("pipeline_options must be a PipelineOptions, a list of flags such as "
                     f"['--runner=DirectRunner'] or a dict; received {value!r}.")
 
