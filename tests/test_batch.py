@@ -149,16 +149,23 @@ def test_csv_with_a_header_and_an_excluded_label_column(pet, tmp_path):
     columns = list(instances[0]) + ["label"]
     rows = [[instance[c] for c in columns[:-1]] + [i % 2] for i, instance in enumerate(instances)]
     rows.append(["Dog", "Black", "Small", "four", 10.0, 1.0, 0])  # Age is an int64 input
-    path = write_csv(tmp_path / "in.csv", columns, rows)
-    result = batch_explain(export_dir, path, str(tmp_path / "out"), exclude_fields=["label"])
-    assert (result.explained, result.failed) == (5, 1)
+    write_csv(tmp_path / "in-1.csv", columns, rows)
+    # A file whose header is not the model's: each of its rows goes to the errors output.
+    write_csv(tmp_path / "in-2.csv", ["Type", "Colour"], [["Dog", "Red"], ["Cat", "Blue"]])
+    result = batch_explain(export_dir, str(tmp_path / "in-*.csv"), str(tmp_path / "out"),
+                           exclude_fields=["label"])
+    assert (result.explained, result.failed) == (5, 3)
     records = read_lines(str(tmp_path / "out" / "prediction.results-*"))
     assert sorted(r["instance"]["label"] for r in records) == ["0", "0", "0", "1", "1"]
     for record in records:
         del record["instance"]["label"]
     assert_explained_like_explain(export_dir, records)
-    (error,) = read_lines(str(tmp_path / "out" / "prediction.errors_stats-*"))
-    assert "'Age'" in error["error"]["message"] and "'four'" in error["error"]["message"]
+    errors = {json.dumps(e["instance"]): e["error"]["message"]
+              for e in read_lines(str(tmp_path / "out" / "prediction.errors_stats-*"))}
+    (bad_cell,) = [m for m in errors.values() if "'four'" in m]
+    assert "'Age'" in bad_cell
+    assert "unknown columns ['Colour']" in errors[json.dumps("Dog,Red")]
+    assert "missing ['Age'" in errors[json.dumps("Cat,Blue")]
 
 
 def test_tfrecord_of_tf_examples_for_an_export_that_parses_them(tmp_path):

@@ -28,6 +28,7 @@ from xai_callback.spec import (
     Visualization,
 )
 from xai_callback.callbacks import XaiExportCallback
+from xai_callback.callbacks.attribution_logger import AttributionLogger
 from xai_callback.contract.validation import RuleResult, ValidationReport, validate
 
 # After this import `xai_callback.explain` is the function; the subpackage stays
@@ -36,6 +37,7 @@ from xai_callback.explain import ExplainResponse, Explainer, explain  # noqa: E4
 
 __all__ = [
     "__version__",
+    "AttributionLogger",
     "DestinationError",
     "ExplainResponse",
     "ExplainableExporter",

@@ -107,6 +107,13 @@ class BatchExplainer:
         if self.requested_route == "signature" and why_not:
             raise ValueError(f"route='signature' cannot be used: {why_not}; use route='auto' or 'python'.")
         self.route = "python" if why_not or self.requested_route == "python" else "signature"
+        failures = explainer.validation.failures if explainer.validation is not None else []
+        if self.route == "signature" and failures:
+            # The Python explainer refuses these itself; xai_explain would run regardless.
+            raise ExportVerificationError(
+                f"{self.export_dir} is not explanation-ready: "
+                + "; ".join(f"{r.rule}: {r.reason}" for r in failures)
+                + " (run `xai-callback validate` for the full report).")
         self.explainer = explainer
         return self
 

@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from xai_callback.arguments import check_bool, check_int, check_str
 from xai_callback.errors import SpecError, ExportVerificationError
@@ -43,6 +43,7 @@ IMPORTANCE_FILE = "importance.json"
 PLOT_FILE = "importance.png"
 PREFLIGHT_ROWS = 4
 DEFAULT_BATCH_SIZE = 32
+LOCAL_RUNNER = "FnApiRunner"  # what the DirectRunner runs batch pipelines on (see _pipeline_options)
 
 
 @dataclasses.dataclass
@@ -177,13 +178,20 @@ def batch_explain(export_dir, input_pattern, output_dir, *, input_format_name=No
 
 
 def _pipeline_options(value):
+    """Beam options; the DirectRunner (the default) runs as its batch engine, the FnApiRunner.
+
+    Beam's DirectRunner first tries the Prism runner, whose binary it downloads
+    at run time; for a batch pipeline it otherwise runs the FnApiRunner, which
+    takes `--direct_num_workers` and `--direct_running_mode` alike. Asking for
+    that engine directly keeps the run local and offline.
+    """
     if value is None:
-        return PipelineOptions([])
-    if isinstance(value, PipelineOptions):
-        return value
-    if isinstance(value, dict):
-        return PipelineOptions.from_dictionary(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        options = PipelineOptions([])
+    elif isinstance(value, PipelineOptions):
+        options = value
+    elif isinstance(value, dict):
+        options = PipelineOptions.from_dictionary(value)
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         options = PipelineOptions(list(value))
         # Beam drops flags it does not know with a log line; a misspelt flag
         # (ours or Beam's) must not pass silently.
@@ -193,9 +201,13 @@ def _pipeline_options(value):
             raise ValueError(f"Unknown pipeline options {['--' + name for name in unknown]} in "
                              f"{list(value)}: neither batch-explain's nor Beam's (docs/batch.md lists "
                              "the options of each runner).")
-        return options
-    raise TypeError("pipeline_options must be a PipelineOptions, a list of flags such as "
-                    f"['--runner=DirectRunner'] or a dict; received {value!r}.")
+    else:
+        raise TypeError("pipeline_options must be a PipelineOptions, a list of flags such as "
+                        f"['--runner=DirectRunner'] or a dict; received {value!r}.")
+    standard = options.view_as(StandardOptions)
+    if standard.runner in (None, "DirectRunner"):
+        standard.runner = LOCAL_RUNNER
+    return options
 
 
 def _matching_files(pattern):

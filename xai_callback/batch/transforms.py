@@ -43,14 +43,19 @@ class ReadInstances(beam.PTransform):
 
 
 class _ParseRows(beam.DoFn):
-    def __init__(self, reader, method):
+    """Rows -> instances with `reader.<method>`; rows it cannot read -> `errors`."""
+
+    def __init__(self, reader, method=None):
         self.reader = reader
         self.method = method
         self.unreadable = Metrics.counter(METRICS_NAMESPACE, "unreadable_rows")
 
+    def read(self, row):
+        return getattr(self.reader, self.method)(row)
+
     def process(self, row):
         try:
-            instance = getattr(self.reader, self.method)(row)
+            instance = self.read(row)
         except RowError as e:
             self.unreadable.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, row_error(e))
@@ -59,31 +64,23 @@ class _ParseRows(beam.DoFn):
             yield instance
 
 
-class _ParseCsvLines(beam.DoFn):
+class _ParseCsvLines(_ParseRows):
     """`(file name, line)` -> instances, with each file's header read once per worker."""
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.unreadable = Metrics.counter(METRICS_NAMESPACE, "unreadable_rows")
 
     def setup(self):
         self.headers = {}
 
-    def process(self, element):
+    def read(self, element):
         filename, line = element
-        try:
-            if filename not in self.headers:
-                self.headers[filename] = _first_line(filename)
-            header = self.headers[filename]
-            if isinstance(header, RowError):
-                raise RowError(str(header), line)
-            instance = self.reader.csv_line(self.reader.csv_header(header), line)
-        except RowError as e:
-            self.unreadable.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, row_error(e))
-            return
-        if instance is not None:
-            yield instance
+        if filename not in self.headers:
+            try:
+                self.headers[filename] = self.reader.csv_header(_first_line(filename))
+            except RowError as e:
+                self.headers[filename] = e  # every row of that file goes to the errors output
+        header = self.headers[filename]
+        if isinstance(header, RowError):
+            raise RowError(str(header), line)
+        return self.reader.csv_line(header, line)
 
 
 def _first_line(filename):
