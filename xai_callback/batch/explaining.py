@@ -17,6 +17,7 @@ instance costs only its own result: it becomes an error record
 """
 
 import logging
+import uuid
 import warnings
 from collections.abc import Mapping
 
@@ -31,6 +32,10 @@ GRANULARITIES = ("raw", "encoded")
 OVERRIDES = ("step_count", "path_count", "noise_sigma", "feature_noise_sigma", "noisy_sample_count",
              "top_k", "output_indices", "output_key", "seed")
 LOG = logging.getLogger(__name__)
+# Explainers loaded by a launcher, by token: a runner working in the launcher's
+# process (the DirectRunner's in-memory mode) reuses it instead of loading the
+# export again; other processes do not see it and load their own.
+_SHARED = {}
 
 
 class BatchExplainer:
@@ -204,6 +209,22 @@ class BatchExplainer:
                 f"The instance is a bare value ({short(instance)}), but '{owner}' takes "
                 f"{len(keys)} inputs {keys}: give each instance as a dict keyed by input name.")
         return {keys[0]: instance}
+
+
+def share(explainer):
+    """Makes a loaded `BatchExplainer` available to this process's workers; returns its token."""
+    token = uuid.uuid4().hex
+    _SHARED[token] = explainer
+    return token
+
+
+def shared(token):
+    """The explainer shared under `token` in this process, or None."""
+    return _SHARED.get(token)
+
+
+def unshare(token):
+    _SHARED.pop(token, None)
 
 
 def error_record(instance, error):

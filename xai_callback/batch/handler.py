@@ -11,7 +11,7 @@ explainer otherwise), and the batch sizes go to Beam's `BatchElements`.
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from xai_callback.batch.explaining import BatchExplainer
+from xai_callback.batch.explaining import BatchExplainer, shared
 
 METRICS_NAMESPACE = "xai_callback"
 
@@ -42,19 +42,24 @@ class ExplainModelHandler(ModelHandler):
         export_dir: the export (any path TensorFlow reads: local, `gs://`).
         min_batch_size, max_batch_size: Beam's batching bounds (instances per
             `run_inference` call). Defaults to None: Beam's.
+        shared_token: the token of a `BatchExplainer` the launcher loaded
+            (`explaining.share`): a worker in the launcher's process uses it
+            instead of loading the export again. Defaults to None.
         **explain_options: `BatchExplainer`'s options (`method`,
             `granularity`, `route`, `exclude_fields`, `max_rows_per_call`,
             `step_count`, ...), checked here.
     """
 
-    def __init__(self, export_dir, *, min_batch_size=None, max_batch_size=None, **explain_options):
+    def __init__(self, export_dir, *, min_batch_size=None, max_batch_size=None, shared_token=None,
+                 **explain_options):
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
         BatchExplainer(export_dir, **explain_options)  # refuses unknown options now, not on a worker
         self.export_dir = str(export_dir)
         self.explain_options = dict(explain_options)
+        self.shared_token = shared_token
 
     def load_model(self):
-        return BatchExplainer(self.export_dir, **self.explain_options).load()
+        return shared(self.shared_token) or BatchExplainer(self.export_dir, **self.explain_options).load()
 
     def run_inference(self, batch, model, inference_args=None):
         return [PredictionResult(record["instance"], record) for record in model.explain(batch)]

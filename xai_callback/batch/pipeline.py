@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from xai_callback.arguments import check_bool, check_int, check_str
 from xai_callback.errors import SpecError, ExportVerificationError
-from xai_callback.batch.explaining import BatchExplainer
+from xai_callback.batch.explaining import BatchExplainer, share, unshare
 from xai_callback.batch.formats import InstanceReader, RowError, describe_inputs, input_format
 from xai_callback.batch.handler import METRICS_NAMESPACE, ExplainModelHandler
 from xai_callback.batch.importance import plot_importance
@@ -138,7 +138,21 @@ def batch_explain(export_dir, input_pattern, output_dir, *, input_format_name=No
                             explainer.instance_signature, exclude_fields)
     _preflight(explainer, reader, files[0])
 
-    handler = ExplainModelHandler(export_dir, max_batch_size=batch_size, **settings)
+    token = share(explainer)
+    try:
+        return _run(input_pattern, output_dir, reader, explainer.route, options,
+                    ExplainModelHandler(export_dir, min_batch_size=batch_size, max_batch_size=batch_size,
+                                        shared_token=token, **settings),
+                    num_shards=num_shards, importance=importance, plot=plot,
+                    source={"export": export_dir, "input": input_pattern, "route": explainer.route,
+                            "method": method, "granularity": granularity, **explainer.overrides})
+    finally:
+        unshare(token)
+
+
+def _run(input_pattern, output_dir, reader, route, options, handler, *, num_shards, importance, plot,
+         source):
+    """Builds and runs the pipeline; reads back the importance and draws it."""
     out = {"results": _join(output_dir, RESULTS_PREFIX) + "-*", "errors": _join(output_dir, ERRORS_PREFIX) + "-*"}
     pipeline = beam.Pipeline(options=options)
     read = pipeline | "ReadInstances" >> ReadInstances(input_pattern, reader)
@@ -155,8 +169,6 @@ def batch_explain(export_dir, input_pattern, output_dir, *, input_format_name=No
      | "WriteErrors" >> beam.io.WriteToText(_join(output_dir, ERRORS_PREFIX)))
     if importance:
         out["importance"] = _join(output_dir, IMPORTANCE_FILE)
-        source = {"export": export_dir, "input": input_pattern, "route": explainer.route,
-                  "method": method, "granularity": granularity, **explainer.overrides}
         (records.results
          | "Importance" >> beam.CombineGlobally(GlobalImportanceFn(**source))
          | "ImportanceJson" >> beam.Map(lambda summary: json.dumps(summary, indent=1))
@@ -174,7 +186,7 @@ def batch_explain(export_dir, input_pattern, output_dir, *, input_format_name=No
     counters = _counters(run)
     return BatchResult(output_dir, explained=counters.get("explained_instances", 0),
                        failed=counters.get("failed_instances", 0) + counters.get("unreadable_rows", 0),
-                       route=explainer.route, importance=summary, files=out)
+                       route=route, importance=summary, files=out)
 
 
 def _pipeline_options(value):
