@@ -22,9 +22,8 @@ from xai_callback.signatures.specs import signature_io
 BACKENDS = [b for b in ("jax", "torch") if importlib.util.find_spec(b) is not None]
 TIMEOUT_S = 800  # Each script loads TensorFlow, its backend and one or two TF subprocesses.
 
-pytestmark = pytest.mark.skipif(
-    not BACKENDS, reason="neither jax nor torch is installed (extras xai-callback[jax] / [torch])"
-)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not BACKENDS, reason="neither jax nor torch is installed (extras xai-callback[jax] / [torch])")]
 
 
 @pytest.fixture(scope="module")

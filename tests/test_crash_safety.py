@@ -26,7 +26,7 @@ from xai_callback.publish.provenance import read_provenance
 from models import mlp
 from subprocess_runs import script_env
 
-pytestmark = pytest.mark.timeout(600)  # a hung worker fails instead of stalling CI
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a hung worker fails instead of stalling CI
 
 CHILD = os.path.join(os.path.dirname(__file__), "crash_child.py")
 DELAYS = ["0.1", "0.4", "0.8", "1.5"]

@@ -25,7 +25,7 @@ from faults import Faults, Killed
 from models import N_FEATURES, mlp, tabular_data
 from subprocess_runs import script_env
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # writers in other processes, mounts
 
 WARMUP = "assets.extra/tf_serving_warmup_requests"
 

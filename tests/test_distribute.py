@@ -26,6 +26,8 @@ from xai_callback.names import (
 )
 from xai_callback.signatures.specs import signature_io
 
+pytestmark = pytest.mark.slow  # own processes or servers: skipped by `make test-fast`
+
 TIMEOUT_S = 300
 WORKERS = 2
 

@@ -40,6 +40,8 @@ from xai_callback.names import (
 )
 from xai_callback.signatures.functions import compose
 
+pytestmark = pytest.mark.slow  # whole trainings and splits of tutorial models: the full suite runs them, `make test-fast` does not
+
 CLASSES = ["low", "mid", "high"]
 PETS = [{"Type": "Cat", "Age": 3, "Breed": "Husky", "Fee": 100.0, "PhotoAmt": 2.0},
         {"Type": "Dog", "Age": 12, "Breed": "Tabby", "Fee": 0.0, "PhotoAmt": 5.0},

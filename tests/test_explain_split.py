@@ -17,6 +17,8 @@ from xai_callback.explain.signature import signature_outputs
 from explain_checks import assert_complete, quiet, units
 from preprocessing_models import feature_space_models, petfinder_model, text_classifier, wide_deep_model
 
+pytestmark = pytest.mark.slow  # whole trainings and splits of tutorial models: the full suite runs them, `make test-fast` does not
+
 
 def export(model, tmp_path_factory, name, **options):
     path = str(tmp_path_factory.mktemp("explain_split") / name)

@@ -152,6 +152,7 @@ def test_strict_still_fails_when_a_validation_epoch_lacks_the_monitor(data, tmp_
     assert len(raw.weights) == 2
 
 
+@pytest.mark.slow
 def test_store_sample_false_keeps_user_rows_out_of_the_export(model, tmp_path):
     export_explainable_model(model, str(tmp_path / "with"))
     export_explainable_model(model, str(tmp_path / "without"), store_sample=False)

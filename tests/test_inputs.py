@@ -144,5 +144,5 @@ def test_exporter_sample_that_does_not_fit_names_the_input(two_inputs, tmp_path)
 def test_exporter_sample_dataset_is_refused_with_the_batch_to_take(two_inputs, tmp_path):
     model, _ = two_inputs
     dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 3), "float32")).batch(2)
-    with pytest.raises(TypeError, match=r"received _BatchDataset.*next\(iter\(dataset\)\)"):
+    with pytest.raises(TypeError, match=r"of type _BatchDataset.*next\(iter\(dataset\)\)"):
         export_explainable_model(model, str(tmp_path / "e"), sample=dataset)

@@ -16,7 +16,7 @@ from models import N_FEATURES, tabular_data
 
 keras_tuner = pytest.importorskip("keras_tuner")
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def build(hp):

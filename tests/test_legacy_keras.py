@@ -16,10 +16,10 @@ from subprocess_runs import run_script
 from xai_callback.signatures.specs import signature_io
 
 # Not imported here: this process runs Keras 3.
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("tf_keras") is None,
     reason="tf-keras (the optional extra xai-callback[legacy]) is not installed",
-)
+)]
 
 TIMEOUT_S = 300
 

@@ -5,7 +5,11 @@ export at every improvement; a leak per export would grow a long run without
 bound. Runs in its own process (see memory_script.py) with a hard timeout.
 """
 
+import pytest
+
 from subprocess_runs import run_script
+
+pytestmark = pytest.mark.slow  # its own process: skipped by `make test-fast`
 
 WARM_UP = 3  # first exports trace functions and fill caches: not a leak
 EXPORTS = 50

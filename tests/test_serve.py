@@ -21,6 +21,8 @@ from models import CSV_SIGNATURE, csv_lines, parse_csv, trained_mlp  # noqa: E40
 from serve_helpers import ThreadServer, request  # noqa: E402
 from xai_callback.explain import load_explainer  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a real server per module: skipped by `make test-fast`
+
 TOKEN = "s3cret-token"
 VERTEX = "/v1/projects/p/locations/us-central1/endpoints/123"
 

@@ -14,6 +14,8 @@ from xai_callback import export_explainable_model  # noqa: E402
 from xai_callback.explain import explain  # noqa: E402
 from xai_callback.explain.signature import signature_outputs  # noqa: E402
 
+pytestmark = pytest.mark.slow  # own processes or servers: skipped by `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def petfinder(tmp_path_factory):

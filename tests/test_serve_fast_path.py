@@ -26,6 +26,8 @@ from xai_callback import cli  # noqa: E402
 from xai_callback.explain.instances import instances_to_tensors  # noqa: E402
 from xai_callback.serve.numeric import NumericInputs  # noqa: E402
 
+pytestmark = pytest.mark.slow  # own processes or servers: skipped by `make test-fast`
+
 VERTEX = "/v1/projects/p/locations/l/endpoints/e"
 # serving_default of the mixed export: an integer input and a float input.
 MIXED = [tf.TensorSpec([None, 1], tf.int64, name="count"), tf.TensorSpec([None, 3], tf.float32, name="feats")]

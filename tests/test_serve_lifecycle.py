@@ -21,6 +21,8 @@ from serve_helpers import ThreadServer, request, wait_until  # noqa: E402
 from subprocess_runs import REPO_DIR, free_ports, parse_result, script_command, script_env  # noqa: E402
 from xai_callback import cli  # noqa: E402
 
+pytestmark = pytest.mark.slow  # own processes or servers: skipped by `make test-fast`
+
 VERTEX = "/v1/projects/p/locations/l/endpoints/e"
 CLIENT_SECONDS = 90  # upper bound of every client loop
 

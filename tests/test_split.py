@@ -25,6 +25,8 @@ from preprocessing_models import (
     wide_deep_model,
 )
 
+pytestmark = pytest.mark.slow  # whole trainings and splits of tutorial models: the full suite runs them, `make test-fast` does not
+
 
 def export(model, tmp_path_factory, name, **options):
     path = str(tmp_path_factory.mktemp("split") / name)

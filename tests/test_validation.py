@@ -202,6 +202,7 @@ def test_ram_filesystem_export_validates(seed_export):
 
 # --- broken signatures ------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_signatures_without_xai_model_fail(trained, exports):
     model, _ = trained
     signatures = seed_signatures(model)
@@ -428,6 +429,7 @@ def test_cli_inspect_prints_signatures_metadata_and_provenance(trained, exports,
     assert main(["inspect", path + "_missing"]) == 2
 
 
+@pytest.mark.slow
 def test_command_line_entry_point_exits_1_on_a_broken_export(broken_copy):
     broken = broken_copy(parameters={"integratedGradientsAttribution": {"stepCount": 0}})
     done = subprocess.run([sys.executable, "-m", "xai_callback.cli", "validate", broken],

@@ -36,26 +36,26 @@ def run(args):
 
 def describe_export(export_dir, signatures):
     """The readable listing `inspect` prints."""
-    from xai_callback import names as layout
+    from xai_callback import names
     from xai_callback.publish import storage
-    from xai_callback.contract import checks as verify
+    from xai_callback.signatures import specs as tensor_specs
 
-    explained = verify.explained_signature_name(signatures)
+    explained = tensor_specs.explained_signature_name(signatures)
     lines = [f"Export: {export_dir}", f"Signatures (the service explains '{explained}'):"]
     for name in sorted(signatures.keys()):
-        inputs, outputs = verify.signature_io(signatures[name])
+        inputs, outputs = tensor_specs.signature_io(signatures[name])
         lines.append(f"  {name}")
         for label, specs in (("inputs", inputs), ("outputs", outputs)):
             lines.append(f"    {label}:")
             width = max((len(k) for k in specs), default=0)
-            lines += [f"      {k:<{width}}  {verify.describe_spec(s)}"
+            lines += [f"      {k:<{width}}  {tensor_specs.describe_spec(s)}"
                       for k, s in sorted(specs.items())]
     files = (
-        ("Vertex explanation metadata", layout.extra_path(export_dir, layout.VERTEX_METADATA_FILE)),
+        ("Vertex explanation metadata", names.extra_path(export_dir, names.VERTEX_METADATA_FILE)),
         ("Vertex explanation parameters",
-         layout.extra_path(export_dir, layout.VERTEX_PARAMETERS_FILE)),
-        ("Legacy AI Platform metadata", layout.join(export_dir, layout.LEGACY_METADATA_FILE)),
-        ("Provenance", layout.extra_path(export_dir, layout.PROVENANCE_FILE)),
+         names.extra_path(export_dir, names.VERTEX_PARAMETERS_FILE)),
+        ("Legacy AI Platform metadata", names.join(export_dir, names.LEGACY_METADATA_FILE)),
+        ("Provenance", names.extra_path(export_dir, names.PROVENANCE_FILE)),
     )
     for title, path in files:
         if not storage.exists(path):
@@ -67,7 +67,7 @@ def describe_export(export_dir, signatures):
             text = f"unreadable JSON: {e}"
         lines.append(f"{title} ({path}):")
         lines += ["  " + line for line in text.splitlines()]
-    sample_path = layout.extra_path(export_dir, layout.SAMPLE_FILE)
+    sample_path = names.extra_path(export_dir, names.SAMPLE_FILE)
     if storage.exists(sample_path):
         # The stored entries carry dtype and shape: no need to decode tensors.
         entries = storage.read_json(sample_path)

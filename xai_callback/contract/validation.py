@@ -13,7 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from xai_callback.publish import storage
-from xai_callback.contract import checks as verify
+from xai_callback.contract import checks
+from xai_callback.signatures.compare import DEFAULT_ATOL, DEFAULT_RTOL
+from xai_callback.signatures.specs import describe_spec, explained_signature_name, signature_io
 from xai_callback.errors import ExportVerificationError, SpecError, short_message
 from xai_callback.contract.checks import explained_inputs_from_sample
 from xai_callback.signatures.samples import generate_sample
@@ -176,16 +178,16 @@ def require_saved_model(export_dir):
 
 
 def _read_signature_io(export):
-    name = verify.explained_signature_name(export.signatures)
+    name = explained_signature_name(export.signatures)
     if name in export.signatures:
         export.explained = name
-        export.inputs, export.outputs = verify.signature_io(export.signatures[name])
+        export.inputs, export.outputs = signature_io(export.signatures[name])
 
 
 def _read_sample(export, sample):
     if sample is not None:
         export.sample_source = "the given sample"
-        specs = (verify.signature_io(export.signatures[SERVING_DEFAULT])[0]
+        specs = (signature_io(export.signatures[SERVING_DEFAULT])[0]
                  if SERVING_DEFAULT in export.signatures else {})
         export.sample = {k: tf.convert_to_tensor(v, dtype=specs[k].dtype if k in specs else None)
                          for k, v in sample.items()}
@@ -209,7 +211,7 @@ def _read_tolerances(export):
     if recorded:
         export.tolerances, export.tolerances_source = recorded, "as the export was verified"
     else:
-        export.tolerances = {"rtol": verify.DEFAULT_RTOL, "atol": verify.DEFAULT_ATOL}
+        export.tolerances = {"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL}
         export.tolerances_source = "the defaults"
 
 
@@ -258,14 +260,14 @@ def skip(rule, reason):
 
 def _rule_signature_set(export, done):
     def check():
-        verify.check_serving_default_present(export.signatures)
+        checks.check_serving_default_present(export.signatures)
         return f"signatures {sorted(export.signatures.keys())} include '{SERVING_DEFAULT}'"
     return _result("signature_set", check)
 
 
 def _rule_xai_model(export, done):
     def check():
-        verify.check_xai_model_present(export.signatures)
+        checks.check_xai_model_present(export.signatures)
         return f"the service explains '{export.explained}'"
     return _result("xai_model_present", check)
 
@@ -276,7 +278,7 @@ def _rule_preprocess(export, done):
                           f"no '{XAI_PREPROCESS}' signature: nothing to match")
 
     def check():
-        verify.check_preprocess_feeds_model(export.signatures)
+        checks.check_preprocess_feeds_model(export.signatures)
         return f"'{XAI_PREPROCESS}' outputs equal '{XAI_MODEL}' inputs in keys, dtypes and shapes"
     return _result("preprocess_feeds_model", check)
 
@@ -293,7 +295,7 @@ def _rule_serving_identity(export, done):
 
     def check():
         try:
-            verify.check_serving_identity(export.signatures, export.sample, **export.tolerances)
+            checks.check_serving_identity(export.signatures, export.sample, **export.tolerances)
         except RUN_ERRORS as e:
             raise ExportVerificationError(
                 f"running the signatures on {export.sample_source} failed: "
@@ -415,7 +417,7 @@ def _rule_baselines_run(export, done):
         return skip(rule, f"no batch of '{export.explained}' inputs to run them on ({short_message(e)})")
     model = export.signatures[export.explained]
     preprocess = export.signatures.get(XAI_PREPROCESS)
-    preprocess_inputs = verify.signature_io(preprocess)[0] if preprocess is not None else {}
+    preprocess_inputs = signature_io(preprocess)[0] if preprocess is not None else {}
     at_baselines = dict(first)
     for name, body in export.metadata["inputs"].items():
         key, baselines = _attributed(body)
@@ -463,7 +465,7 @@ def _baseline_tensor(baseline, spec):
     if spec.dtype == tf.string:
         values = np.asarray(baseline, object)
         if not all(isinstance(v, str) for v in values.ravel()):
-            raise ValueError(f"input is {verify.describe_spec(spec)}: expected strings")
+            raise ValueError(f"input is {describe_spec(spec)}: expected strings")
         values = np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(values)
     else:
         values = np.asarray(baseline, spec.dtype.as_numpy_dtype)

@@ -33,6 +33,7 @@ from xai_callback.signatures.keras_models import (
     as_keras_model,
     float32_output,
     input_keys_of,
+    keras_output_names,
     keras_tensor_spec,
 )
 
@@ -393,7 +394,7 @@ def compose_keras_preprocessing(preprocess, model):
         outputs = model(encoded)
         if not isinstance(outputs, dict):
             # Keep the model's own output names (not the nested model's name).
-            outputs = dict(zip(keras_graph.output_names(model), keras.tree.flatten(outputs)))
+            outputs = dict(zip(keras_output_names(model), keras.tree.flatten(outputs)))
         return keras.Model(inputs, outputs)
     except Exception as e:  # noqa: BLE001 - any Keras error is a mismatch of the two
         raise SignatureError(
