@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("apache_beam")
+# Tutorial models trained and exported, then Beam pipelines: the full suite runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 from batch_exports import (  # noqa: E402
     image_export,

@@ -31,6 +31,7 @@ def read_events(log_dir):
     return out
 
 
+@pytest.mark.slow  # a real fit per test
 def test_scalars_per_feature_each_epoch_equal_explain_on_the_trained_model(tmp_path):
     from models import mlp
 
@@ -56,6 +57,7 @@ def test_scalars_per_feature_each_epoch_equal_explain_on_the_trained_model(tmp_p
             np.abs(attributions[:, i]).mean(), rel=1e-4, abs=1e-7)
 
 
+@pytest.mark.slow  # a real fit per test
 def test_image_model_gets_attribution_maps_and_every_n_epochs_spaces_the_logging(tmp_path):
     x, y = image_data(32)
     model = image_model()
@@ -69,6 +71,7 @@ def test_image_model_gets_attribution_maps_and_every_n_epochs_spaces_the_logging
     assert all(bytes(png).startswith(b"\x89PNG") for png in maps[2:])
 
 
+@pytest.mark.slow  # a real fit per test
 def test_text_model_gets_token_tables_through_the_split(tmp_path):
     model, data = text_classifier(rows=64)
     logger = AttributionLogger(str(tmp_path / "logs"), sample={"text": data["text"][:16]})

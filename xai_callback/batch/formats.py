@@ -89,12 +89,6 @@ class InstanceReader:
         if input_format == "tfrecord":
             self.example_key = tf_example_input(self.inputs, signature_name)
 
-    def model_instance(self, instance):
-        """The instance without `exclude_fields` (what the model gets)."""
-        if self.exclude_fields and isinstance(instance, dict) and "b64" not in instance:
-            return {k: v for k, v in instance.items() if k not in self.exclude_fields}
-        return instance
-
     def json_line(self, line):
         """One JSON Lines row -> its instance (None for a blank line)."""
         line = _text(line)
