@@ -38,6 +38,7 @@ _PUBLIC = {
     "SmoothGrad": "xai_callback.spec",
     "Visualization": "xai_callback.spec",
     "XaiExportCallback": "xai_callback.callbacks",
+    "AttributionLogger": "xai_callback.callbacks.attribution_logger",
     "RuleResult": "xai_callback.contract.validation",
     "ValidationReport": "xai_callback.contract.validation",
     "validate": "xai_callback.contract.validation",

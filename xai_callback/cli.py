@@ -1,4 +1,4 @@
-"""The `xai-callback` command: inspect, validate, explain and serve exports.
+"""The `xai-callback` command: inspect, validate, explain, serve and batch-explain exports.
 
 Loading a SavedModel runs its graph: use these commands on models you trust.
 """
@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("inspect_cmd", "validate_cmd", "explain_cmd", "serve_cmd")
+COMMANDS = ("inspect_cmd", "validate_cmd", "explain_cmd", "serve_cmd", "batch_cmd", "compare_cmd")
 
 
 def build_parser():
@@ -26,7 +26,12 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A command that runs a Beam pipeline passes the flags it does not know
+    # (`--runner=DataflowRunner ...`) on to Beam, as Beam's own examples do.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.passed_through = unknown
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
