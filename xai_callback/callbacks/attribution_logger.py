@@ -126,13 +126,8 @@ class AttributionLogger(keras_module().callbacks.Callback):
         """Explains the sample with the current weights and writes the summaries of `epoch`."""
         exporter = self._exporter
         exporter.converter.sync()  # JAX/PyTorch: the current weights into the TensorFlow copy
-        model_fn = exporter.functions[XAI_MODEL]
         # Built every epoch, as every export does: embedding baselines are rows training moves.
-        defaults = (exporter.preprocessing.default_features()
-                    if exporter.explanation_spec.features is None else None)
-        self._explainer.metadata, self._explainer.parameters = exporter.explanation_spec.build(
-            dict(model_fn.input_specs), model_fn.output_specs(), output_key=exporter.output_key,
-            defaults=defaults)
+        self._explainer.metadata, self._explainer.parameters = exporter.build_spec()
         response = self._explainer.explain(self._inputs, method=self.method)
         explanations = response.to_dict()["explanations"]
         total = importance_of(explanations, keep_maps=True)

@@ -162,6 +162,9 @@ def signature_outputs(response):
     return out
 
 
+APPROXIMATION_ERROR_ATOL = 1e-4
+
+
 def compare_with_explainer(signatures, metadata, parameters, sample, xai_features=None, rtol=1e-5):
     """Runs `xai_explain` and the Python explainer on `sample`; their largest relative difference.
 
@@ -196,7 +199,9 @@ def compare_with_explainer(signatures, metadata, parameters, sample, xai_feature
                 raise SpecError(f"'{XAI_EXPLAIN}' output {key!r} differs from the explainer's.")
             continue
         value = np.asarray(got[key], np.float64)
-        atol = rtol if key == "approximation_error" else rtol * scale
+        # approximationError is itself a ratio of small differences: near 0 it carries float32
+        # noise of ~1e-5 (gap / |f(x) - f(baseline)|); 1e-4 of it is far below the 0.05 that matters.
+        atol = APPROXIMATION_ERROR_ATOL if key == "approximation_error" else rtol * scale
         both_nan = np.isnan(value) & np.isnan(want)
         off = np.where(both_nan, 0.0, np.abs(value - want) - atol - rtol * np.abs(want))
         if value.shape != want.shape or np.any(off > 0) or np.any(np.isnan(off)):

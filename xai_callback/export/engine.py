@@ -255,7 +255,7 @@ class ExplainableExporter:
         self.functions.update(extras)
         # The spec is checked against the live signatures now and against the
         # reloaded ones after writing.
-        metadata, parameters = self._build_spec(dict(model_fn.input_specs), model_outputs)
+        metadata, parameters = self.build_spec(dict(model_fn.input_specs), model_outputs)
         if self.explain_signature:
             from xai_callback.explain.signature import explain_signature_function
 
@@ -275,10 +275,13 @@ class ExplainableExporter:
         self._prepared = True
         return self
 
-    def _build_spec(self, inputs, outputs):
+    def build_spec(self, inputs=None, outputs=None):
         """Vertex metadata and parameters for `xai_model`'s specs; the features
         default to those the model's preprocessing layers describe."""
         # Asked at every export: embedding baselines are rows that training moves.
+        if inputs is None:  # the live xai_model's
+            model_fn = self.functions[XAI_MODEL]
+            inputs, outputs = dict(model_fn.input_specs), model_fn.output_specs()
         defaults = self.preprocessing.default_features() if self.explanation_spec.features is None else None
         return self.explanation_spec.build(inputs, outputs, output_key=self.output_key, defaults=defaults)
 
@@ -310,7 +313,7 @@ class ExplainableExporter:
             from xai_callback.explain.rehearsal import check_before_training
 
             model_fn = self.functions[XAI_MODEL]
-            check_before_training(self._live(), *self._build_spec(
+            check_before_training(self._live(), *self.build_spec(
                 dict(model_fn.input_specs), model_fn.output_specs()), self._sample,
                 self.preprocessing.plan.features_description() if self.preprocessing.plan else None)
 
@@ -327,7 +330,7 @@ class ExplainableExporter:
         """
         from xai_callback.contract.probe import probe_gradients
 
-        metadata, parameters = self._build_spec(*signature_io(signatures[XAI_MODEL]))
+        metadata, parameters = self.build_spec(*signature_io(signatures[XAI_MODEL]))
         if not self.explanation_spec.method.GRADIENT_BASED:
             return {}, metadata  # nothing to probe, no sample needed
         largest = probe_gradients(signatures[XAI_MODEL], metadata, parameters,
@@ -436,7 +439,7 @@ class ExplainableExporter:
         else:
             signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
         inputs, outputs = signature_io(signatures[XAI_MODEL])
-        metadata, parameters = self._build_spec(inputs, outputs)
+        metadata, parameters = self.build_spec(inputs, outputs)
         storage.makedirs(join(path, ASSETS_EXTRA))
         storage.write_json(extra_path(path, VERTEX_METADATA_FILE), metadata)
         storage.write_json(extra_path(path, VERTEX_PARAMETERS_FILE), parameters)
