@@ -43,9 +43,6 @@ def pet(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory):
-    # validate=False for this export in these tests: `validate`'s explain_signature rule compares
-    # approximation_error near 0 at rtol 1e-5 and fails it on float32 round-off (reported to the
-    # explain room); batch-explain itself is checked against `explain` here, route by route.
     return text_export(tmp_path_factory.mktemp("text") / "export")
 
 
@@ -67,7 +64,7 @@ def assert_same_json(got, want, path="$"):
 
 
 def assert_explained_like_explain(export_dir, records, **options):
-    response = explain(export_dir, [r["instance"] for r in records], validate=False, **options).to_dict()
+    response = explain(export_dir, [r["instance"] for r in records], **options).to_dict()
     for record, prediction, explanation in zip(records, response["predictions"], response["explanations"]):
         assert_same_json(record["prediction"], prediction)
         assert_same_json(record["explanation"], explanation)
@@ -106,8 +103,7 @@ def test_settings_other_than_the_stored_ones_use_the_python_explainer(text, tmp_
     export_dir, _, data = text
     instances = [{"text": t} for t in data["text"][:6, 0]]
     path = write_jsonl(tmp_path / "in.jsonl", instances)
-    result = batch_explain(export_dir, path, str(tmp_path / "out"), step_count=30, batch_size=4,
-                           validate=False)
+    result = batch_explain(export_dir, path, str(tmp_path / "out"), step_count=30, batch_size=4)
     assert result.route == "python"
     records = read_lines(str(tmp_path / "out" / "prediction.results-*"))
     assert len(records) == 6
@@ -118,7 +114,7 @@ def test_settings_other_than_the_stored_ones_use_the_python_explainer(text, tmp_
 def test_text_token_importance_is_the_mean_abs_attribution_of_the_results(text, tmp_path):
     export_dir, _, data = text
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in data["text"][:20, 0]])
-    result = batch_explain(export_dir, path, str(tmp_path / "out"), batch_size=8, validate=False)
+    result = batch_explain(export_dir, path, str(tmp_path / "out"), batch_size=8)
     assert result.route == "signature"
     records = read_lines(str(tmp_path / "out" / "prediction.results-*"))
     assert_explained_like_explain(export_dir, records)
