@@ -1,4 +1,4 @@
-"""The tutorial models of the conformance suite (issue 15), trained with the callback.
+"""The tutorial models of the conformance suite, trained with the callback.
 
 Each builder follows the model code of a keras.io or tensorflow.org tutorial,
 generates its data, trains one epoch with `XaiExportCallback(...,
@@ -290,7 +290,7 @@ def backend_mlp(export_dir):
     return path, {"feats": x[:INSTANCES]}
 
 
-# -- rows the split is being fixed for (issue 15's table) -------------------------------------
+# -- rows the split is being fixed for (the tutorial table) -------------------------------------
 
 def dict_outputs(export_dir):
     """A dict of outputs {"priority", "department"}, an IntegerLookup -> CategoryEncoding

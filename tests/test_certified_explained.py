@@ -1,4 +1,4 @@
-"""Certified means explained (issue 15, items 1 and 2, the RNN row).
+"""Certified means explained.
 
 What `prepare()` and `validate` pass, `explain`, `xai_explain` and `serve`
 explain: both run the export's method through explain's engine (the
@@ -251,7 +251,7 @@ def test_a_low_step_count_warns_and_passes(tmp_path):
 
 
 def test_a_discretized_column_is_validated_and_explained(tmp_path):
-    """Issue 15: the one-hot `price` of a raw `price` (Discretization -> CategoryEncoding)
+    """The one-hot `price` of a raw `price` (Discretization -> CategoryEncoding)
     took the encoded baseline into the raw input: `baselines_run` failed ("Input to reshape
     is a tensor with 4 values, but the requested shape has 1") where explain worked."""
     path, instances = discretization(tmp_path / "export")

@@ -1,4 +1,4 @@
-"""The conformance suite: the tutorial models of issue 15, certified and explained.
+"""The conformance suite: the tutorial models of docs/compatibility.md, certified and explained.
 
 Each row trains a model in the shape of a keras.io / tensorflow.org tutorial
 with the callback for one epoch on generated data (`conformance_models.py`;
@@ -59,8 +59,8 @@ class Case:
 
 
 def fixing(today):
-    """The xfail reason of a row of issue 15's table whose fix is under way: what happens today."""
-    return f"{today} (issue 15, fix under way)"
+    """The xfail reason of a row of the tutorial table whose fix is under way: what happens today."""
+    return f"{today} (a fix under way)"
 
 
 CASES = [

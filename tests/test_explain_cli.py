@@ -107,7 +107,7 @@ def test_instances_not_matching_signature_exit_2(csv_dir, tmp_path, capsys):
 def test_option_of_other_method_exit_2(csv_dir, jsonl, capsys):
     assert run_cli(csv_dir, "--instances", jsonl, "--paths", 4) == 2
     err = capsys.readouterr().err
-    # Named as the command line spells it (issue 15: not the Python keyword).
+    # Named as the command line spells it (not the Python keyword).
     assert "--paths 4" in err and "--steps" in err and "path_count" not in err
 
 

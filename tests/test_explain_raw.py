@@ -1,4 +1,4 @@
-"""Explanations per raw feature and per token (issue 9) on Keras models split by hand.
+"""Explanations per raw feature and per token on Keras models split by hand.
 
 Real Keras preprocessing layers (StringLookup, IntegerLookup, CategoryEncoding,
 Normalization, Embedding, HashedCrossing, TextVectorization), trained briefly,

@@ -1,4 +1,4 @@
-"""The `xai_explain` signature (issue 11): in-graph explanations any SavedModel host can serve."""
+"""The `xai_explain` signature: in-graph explanations any SavedModel host can serve."""
 
 import json
 import os

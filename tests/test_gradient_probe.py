@@ -1,4 +1,4 @@
-"""The gradient probe through `fit` (issue 10): structural problems before the
+"""The gradient probe through `fit`: structural problems before the
 first batch, zero gradients of the trained weights only a warning.
 
 A model whose output is saturated (a sigmoid at 1.0 in float32) or whose ReLU

@@ -103,7 +103,7 @@ def test_parameter_server_strategy_is_refused_before_training(run):
     assert "export_explainable_model" in refusal["message"]
 
 
-# -- Tutorial models under tf-keras (issue 15): split as in Keras 3, explained ------
+# -- Tutorial models under tf-keras: split as in Keras 3, explained ------
 
 @pytest.fixture(scope="module")
 def tutorials(tmp_path_factory):

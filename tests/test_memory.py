@@ -1,4 +1,4 @@
-"""Many exports in one process keep resident memory flat (issue 10).
+"""Many exports in one process keep resident memory flat.
 
 `export_on_improvement` writes, reloads (`tf.saved_model.load`) and verifies an
 export at every improvement; a leak per export would grow a long run without

@@ -1,4 +1,4 @@
-"""One model of the explanation spec (issue 19, item 1) and errors by kind (issue 15, item 4).
+"""One model of the explanation spec and errors by kind.
 
 The typed `spec` objects define every method's settings, defaults and
 limits; the command line lists the methods without TensorFlow; local
@@ -123,7 +123,7 @@ def test_method_names_and_their_options():
 def _no_gradient(x):
     def grad(upstream):
         # What TensorFlow raises for a gradient it cannot take through a graph
-        # (the LSTM case of issue 15): a ValueError that is not the caller's.
+        # (the LSTM case): a ValueError that is not the caller's.
         raise ValueError("Internal error: Tried to take gradients (or similar) of a variable "
                          "without handle data")
     return tf.identity(x), grad

@@ -1,4 +1,4 @@
-"""`xai_explain` (issue 11 section 1) answered as TF Serving answers it: `signature_name`
+"""`xai_explain` answered as TF Serving answers it: `signature_name`
 on the REST predict route of `xai-callback serve`, plain JSON out, equal to `explain`."""
 
 import numpy as np

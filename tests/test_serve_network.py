@@ -1,4 +1,4 @@
-"""`xai-callback serve` on a network (issue 17): bounded work per request, hostile JSON, non-finite
+"""`xai-callback serve` on a network: bounded work per request, hostile JSON, non-finite
 outputs, KServe's model-ready answer, the Open Inference Protocol (V2), Prometheus metrics,
 and 500s for failures that are not the client's.
 

@@ -1,4 +1,4 @@
-"""`xai-callback serve` over time (issue 17): versions copied in piece by piece, failed loads
+"""`xai-callback serve` over time: versions copied in piece by piece, failed loads
 retried, deleted versions leaving the status, memory after varied settings, workers that are
 all ready or restarted, the port in use, slow clients."""
 

@@ -1,4 +1,4 @@
-"""Issue 15's tutorial models, each trained one epoch through the callback and
+"""The tutorial models, each trained one epoch through the callback and
 explained from the reloaded export; completeness is checked from the
 SavedModel's own signatures (`signature_checks`), not from the explainer's
 `approximationError`. Keras 3 on TensorFlow (tf-keras: test_legacy_keras.py;

@@ -440,7 +440,7 @@ def test_command_line_entry_point_exits_1_on_a_broken_export(broken_copy):
 
 def test_probe_reports_an_all_zero_gradient_as_zero_not_as_an_error():
     # Zero (not None) gradients come from the weights: the probe reports them,
-    # callers warn; only a missing gradient is an error (issue 10).
+    # callers warn; only a missing gradient is an error.
     @tf.function(input_signature=[FEATS])
     def ignores_input(feats):
         return {"score": tf.reduce_sum(feats * 0.0, axis=1, keepdims=True) + 1.0}

@@ -1,4 +1,4 @@
-"""Our Vertex v1 field lists against Google's own message definitions (issue 10).
+"""Our Vertex v1 field lists against Google's own message definitions.
 
 `validate` refuses unknown keys (a typo would otherwise be ignored), so a field
 of the official `ExplanationMetadata` / `ExplanationParameters` messages that is

@@ -1,4 +1,4 @@
-"""XRAI and blurred-image baselines (issue 15, item 3), through PAIR's saliency library.
+"""XRAI and blurred-image baselines, through PAIR's saliency library.
 
 A tiny CNN trained on generated images (a bright square on the left or the
 right); its export declares XRAI, Vertex AI's method for images. Completeness

@@ -1,4 +1,4 @@
-"""Tutorial models of issue 15's table, built as keras.io / tensorflow.org build them.
+"""Tutorial models (docs/compatibility.md), built as keras.io / tensorflow.org build them.
 
 Tiny sizes, generated data. Each builder returns the model (compiled, not
 trained: the tests train it one epoch through the callback), its training

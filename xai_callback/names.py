@@ -7,7 +7,7 @@ the explainer cannot drift apart.
 SERVING_DEFAULT = "serving_default"
 XAI_MODEL = "xai_model"
 XAI_PREPROCESS = "xai_preprocess"
-# Optional: explanations computed in-graph, for any SavedModel host (issue 11).
+# Optional: explanations computed in-graph, for any SavedModel host (docs/explaining.md).
 XAI_EXPLAIN = "xai_explain"
 RESERVED_SIGNATURES = (SERVING_DEFAULT, XAI_MODEL, XAI_PREPROCESS, XAI_EXPLAIN)
 
