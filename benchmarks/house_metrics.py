@@ -27,7 +27,11 @@ def modules(package_dir):
 
 
 def imports(path, known):
-    """`[(module, at module level)]` of the package's modules imported by one file."""
+    """`[(module, [names], line, at module level)]` of the package's modules one file imports.
+
+    `from xai_callback.x import y` counts as importing the module `x.y` when
+    that is a module (names then empty), else `x` with the name `y`.
+    """
     tree = ast.parse(open(path).read(), path)
     top = {id(node) for node in tree.body}
     out = []
@@ -35,9 +39,13 @@ def imports(path, known):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xai_callback"):
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
-                out.append((sub if sub in known else node.module, id(node) in top))
+                if sub in known:
+                    out.append((sub, [], node.lineno, id(node) in top))
+                else:
+                    out.append((node.module, [alias.name], node.lineno, id(node) in top))
         elif isinstance(node, ast.Import):
-            out.extend((a.name, id(node) in top) for a in node.names if a.name.startswith("xai_callback"))
+            out.extend((a.name, [], node.lineno, id(node) in top)
+                       for a in node.names if a.name.startswith("xai_callback"))
     return out
 
 
@@ -74,8 +82,8 @@ def main():
     graph, inner = {}, 0
     for module, path in known.items():
         found = imports(path, known)
-        graph[module] = {m for m, _ in found if m in known}
-        inner += sum(1 for _, top in found if not top)
+        graph[module] = {m for m, _, _, _ in found if m in known}
+        inner += sum(1 for _, _, _, top in found if not top)
     longest = sorted(lines.items(), key=lambda kv: -kv[1])[:3]
     root = [m for m in known if m.count(".") == 1 and not known[m].endswith("__init__.py")]
     print(f"modules: {len(known)} ({len(root)} at the package root)")

@@ -1,7 +1,7 @@
 """The house's shape, checked: rooms import only the rooms below them, no import
 circle, no private name imported from another room (docs/architecture.md)."""
 
-import ast
+import importlib.util
 import os
 
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "xai_callback")
@@ -24,19 +24,17 @@ LAYERS = [
 LEVEL = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 
 
-def _modules():
-    """`{dotted module name: path}` of the package (the package __init__ aside)."""
-    found = {}
-    for folder, _, files in os.walk(PACKAGE_DIR):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                relative = os.path.relpath(path, os.path.dirname(PACKAGE_DIR))[:-3].replace(os.sep, ".")
-                found[relative.removesuffix(".__init__")] = path
-    return found
+def _house_metrics():
+    """benchmarks/house_metrics.py: the one reader of the package's imports."""
+    path = os.path.join(os.path.dirname(PACKAGE_DIR), "benchmarks", "house_metrics.py")
+    spec = importlib.util.spec_from_file_location("house_metrics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-MODULES = _modules()
+HOUSE = _house_metrics()
+MODULES = HOUSE.modules(PACKAGE_DIR)
 
 
 def _room(module):
@@ -45,22 +43,7 @@ def _room(module):
 
 
 def _imports(path):
-    """`[(imported module, [names], line, at module level)]` of one file."""
-    tree = ast.parse(open(path).read(), path)
-    top = {id(node) for node in tree.body}
-    out = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xai_callback"):
-            names = [a.name for a in node.names]
-            # `from xai_callback.x import y` may import the module x.y.
-            modules = [f"{node.module}.{n}" if f"{node.module}.{n}" in MODULES else node.module for n in names]
-            for module, name in zip(modules, names):
-                out.append((module, [] if module.endswith(f".{name}") else [name], node.lineno, id(node) in top))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("xai_callback"):
-                    out.append((alias.name, [], node.lineno, id(node) in top))
-    return out
+    return HOUSE.imports(path, MODULES)
 
 
 def test_rooms_import_only_rooms_below_them():
@@ -95,30 +78,8 @@ def test_no_private_name_is_imported_from_another_room():
 
 
 def test_no_import_circle():
+    # Module-level and function-level imports alike: a circle hidden in a function is still one.
     graph = {module: {imported for imported, _, _, _ in _imports(path) if imported in MODULES}
              for module, path in MODULES.items()}
-    # Module-level and function-level imports alike: a circle hidden in a function is still one.
-    circles, state = [], {}
-
-    def visit(module, stack):
-        state[module] = "open"
-        stack.append(module)
-        for nxt in sorted(graph.get(module, ())):
-            if _is_package_of(nxt, module):
-                continue  # a module importing its own package's __init__ names
-            if state.get(nxt) == "open":
-                circles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
-            elif nxt not in state:
-                visit(nxt, stack)
-        stack.pop()
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state and module != "xai_callback":
-            visit(module, [])
-    circles = [c for c in circles if not c.startswith("xai_callback ->")]
-    assert not circles, "\n".join(circles)
-
-
-def _is_package_of(package, module):
-    return module.startswith(package + ".") and package in MODULES and MODULES[package].endswith("__init__.py")
+    circles = HOUSE.circles(graph)
+    assert not circles, "\n".join(" <-> ".join(c) for c in circles)

@@ -7,15 +7,16 @@ pipeline options, given after the command's own as `--flag=value`
 --direct_running_mode=multi_processing`). Exit status: 0 when the pipeline
 ran (rows that failed are in the errors files), 1 when the export is not
 explanation-ready, 2 on usage errors (no matching input, a format the export
-cannot take, settings it cannot explain, Beam not installed).
+cannot take, settings it cannot explain, Beam not installed), 3 on an internal error.
 """
 
 import sys
 
-EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE = 0, 1, 2
+from xai_callback.commands.method_flags import add_method_flags, method_options
+
+EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 FORMATS = ("jsonl", "csv", "tfrecord")  # xai_callback.batch.formats.FORMATS
 ROUTES = ("auto", "signature", "python")  # xai_callback.batch.explaining.ROUTES
-GRANULARITIES = ("raw", "encoded")
 
 
 def register(subparsers):
@@ -37,13 +38,7 @@ def register(subparsers):
     parser.add_argument("--output", required=True, metavar="DIR", help="folder of the output files")
     parser.add_argument("--input-format", choices=FORMATS,
                         help="default: from the extension (.jsonl/.json, .csv, .tfrecord)")
-    parser.add_argument("--method", help="attribution method (default: the export's parameters)")
-    parser.add_argument("--granularity", choices=GRANULARITIES, default="raw",
-                        help="raw (default): one attribution per raw feature, token or group; "
-                             "encoded: per element of each explained tensor")
-    parser.add_argument("--steps", type=int, help="stepCount of integrated gradients")
-    parser.add_argument("--paths", type=int, help="pathCount of sampled Shapley")
-    parser.add_argument("--top-k", type=int, help="explain the k largest outputs (-1: all)")
+    add_method_flags(parser)
     parser.add_argument("--route", choices=ROUTES, default="auto",
                         help="auto (default): xai_explain when the export has it and no setting is "
                              "given, else the Python explainer")
@@ -52,7 +47,6 @@ def register(subparsers):
                         help="results files (default 0: as the runner decides)")
     parser.add_argument("--exclude-fields", default="", metavar="A,B",
                         help="instance fields written back but not sent to the model (e.g. a label)")
-    parser.add_argument("--max-rows-per-call", type=int, help="model rows per call (memory bound)")
     parser.add_argument("--no-importance", action="store_true", help="do not write importance.json")
     parser.add_argument("--plot", action="store_true",
                         help="also draw importance.png (needs the plot extra)")
@@ -63,14 +57,13 @@ def register(subparsers):
 
 
 def run(args):
-    from xai_callback.errors import ExportVerificationError
+    from xai_callback.errors import ExplanationFailedError, ExportVerificationError
 
     try:
         from xai_callback.batch import batch_explain
         batch_explain  # noqa: B018 - imports Beam now, so a missing extra is a usage error
     except ImportError as e:
         return _fail(str(e), EXIT_USAGE)
-    overrides = {"step_count": args.steps, "path_count": args.paths, "top_k": args.top_k}
     try:
         result = batch_explain(
             args.export_dir, args.input, args.output, input_format_name=args.input_format,
@@ -80,9 +73,11 @@ def run(args):
             importance=not args.no_importance, plot=args.plot, overwrite=args.overwrite,
             max_rows_per_call=args.max_rows_per_call,
             pipeline_options=list(args.passed_through),
-            **{k: v for k, v in overrides.items() if v is not None})
+            **method_options(args))
     except ExportVerificationError as e:
         return _fail(str(e), EXIT_EXPORT_INVALID)
+    except ExplanationFailedError as e:
+        return _fail(f"internal error: {e}", EXIT_INTERNAL)
     except (ValueError, TypeError, ImportError) as e:
         return _fail(str(e), EXIT_USAGE)
     print(f"xai-callback batch-explain: {result.explained} instances explained, {result.failed} "

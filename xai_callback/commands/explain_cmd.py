@@ -13,17 +13,11 @@ import json
 import sys
 import warnings
 
-from xai_callback.spec.methods import METHOD_NAMES
+from xai_callback.commands.method_flags import add_method_flags, method_options
 
 EXIT_OK, EXIT_EXPORT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # Show a progress bar from this many model rows on (e.g. 64 instances x 51 steps x 3 baselines).
 PROGRESS_MIN_ROWS = 5000
-METHODS = tuple(METHOD_NAMES)  # the registry, read without TensorFlow
-GRANULARITIES = ("raw", "encoded")  # xai_callback.explain.granularity (imports TF)
-# Flag -> the option it sets (`xai_callback.spec.options.OPTIONS` spells them back).
-METHOD_FLAGS = {"steps": "step_count", "paths": "path_count", "noise_sigma": "noise_sigma",
-                "noisy_sample_count": "noisy_sample_count", "max_blur_sigma": "max_blur_sigma",
-                "top_k": "top_k"}
 
 
 def register(subparsers):
@@ -41,28 +35,7 @@ def register(subparsers):
     parser.add_argument("--instances", required=True, metavar="FILE",
                         help='JSON lines (one instance per line) or a {"instances": [...]} body, '
                              'in serving_default\'s input format (binary as {"b64": ...})')
-    parser.add_argument("--method", choices=METHODS,
-                        help="attribution method (default: the export's parameters); smoothgrad "
-                             "needs --noise-sigma, blur-ig --max-blur-sigma, xrai the [image] "
-                             "extra")
-    parser.add_argument("--granularity", choices=GRANULARITIES, default="raw",
-                        help="raw (default): one attribution per raw feature, token or group "
-                             "(one-hot slots and embedding dimensions summed); encoded: one per "
-                             "element of each explained tensor, as Vertex AI returns them")
-    parser.add_argument("--steps", type=int,
-                        help="stepCount of integrated gradients, SmoothGrad, blur IG and XRAI")
-    parser.add_argument("--paths", type=int, help="pathCount of sampled Shapley")
-    parser.add_argument("--noise-sigma", type=float,
-                        help="SmoothGrad: standard deviation of the noise added to every "
-                             "feature (noiseSigma)")
-    parser.add_argument("--noisy-sample-count", type=int,
-                        help="SmoothGrad: noisy copies per instance (noisySampleCount)")
-    parser.add_argument("--max-blur-sigma", type=float,
-                        help="blur IG and XRAI: Gaussian blur sigma, in pixels, of the blurred "
-                             "image used as baseline (maxBlurSigma)")
-    parser.add_argument("--top-k", type=int, help="explain the k largest outputs (-1: all)")
-    parser.add_argument("--max-rows-per-call", type=int,
-                        help="rows per model call; lower it to use less memory")
+    add_method_flags(parser)
     parser.add_argument("--output", metavar="FILE.json", help="write the response here (default: stdout)")
     parser.add_argument("--plot", metavar="FILE.png", help="save a plot of the attributions")
     parser.set_defaults(func=run)
@@ -82,7 +55,7 @@ def run(args):
         return _fail(f"cannot read instances from {args.instances}: {e}", EXIT_USAGE)
     if not storage.exists(args.export_dir):
         return _fail(f"no export at {args.export_dir}", EXIT_USAGE)
-    overrides = {option: getattr(args, flag) for flag, option in METHOD_FLAGS.items()}
+    overrides = method_options(args)
     try:
         explainer = load_explainer(args.export_dir, spelling=CLI_SPELLING)
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sys.stderr):
