@@ -63,7 +63,8 @@ class VersionSource:
             return False
         record = read_provenance(path)
         if record is not None:
-            listed = set(record.get("files") or ())
+            # Empty folders (`assets/`) are listed, but object stores keep no folders.
+            listed = {name for name in record.get("files") or () if not name.endswith("/")}
             return placement.is_complete(path) and listed <= set(storage.list_files(path))
         return self._settled(version, path)
 
