@@ -23,7 +23,7 @@ _PUBLIC = {
     "SignatureError": "xai_callback.errors",
     "SpecError": "xai_callback.errors",
     "ExplainableExporter": "xai_callback.export.engine",
-    "ExportResult": "xai_callback.export.engine",
+    "ExportResult": "xai_callback.export.result",
     "export_explainable_model": "xai_callback.export.engine",
     "parsing_receiver": "xai_callback.export.receivers",
     "raw_receiver": "xai_callback.export.receivers",

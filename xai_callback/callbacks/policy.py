@@ -11,7 +11,8 @@ import warnings
 
 from xai_callback.arguments import check_bool, check_choice, check_int
 from xai_callback.errors import ExportFailedError
-from xai_callback.export.engine import BOOLEAN_OPTIONS, ExplainableExporter, check_export_options
+from xai_callback.export.engine import ExplainableExporter
+from xai_callback.export.options import BOOLEAN_OPTIONS, check_export_options
 from xai_callback import backends
 from xai_callback.export import distribute
 from xai_callback.callbacks import fit_context, keras_internals

@@ -4,15 +4,12 @@ Usable without `fit`; the callbacks only decide when to call it and with
 which weights.
 """
 
-import reprlib
 import warnings
 from collections.abc import Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from xai_callback.publish import storage
-from xai_callback.arguments import check_bool, check_number, check_str
 from xai_callback.errors import ExportVerificationError, InputError, SignatureError, SpecError, short_message
 from xai_callback.split.frontier import ModelPreprocessing
 from xai_callback.signatures.inputs import as_input_dict
@@ -20,7 +17,6 @@ from xai_callback.names import (
     ASSETS_EXTRA,
     FEATURES_FILE,
     LEGACY_METADATA_FILE,
-    RESERVED_SIGNATURES,
     SAMPLE_FILE,
     SERVING_DEFAULT,
     VERTEX_METADATA_FILE,
@@ -33,11 +29,14 @@ from xai_callback.names import (
 )
 from xai_callback import backends
 from xai_callback.export import checks, distribute
+from xai_callback.export.options import check_export_options
+from xai_callback.export.result import ExportResult
+from xai_callback.export.saved_model import check_reloaded, write_saved_model
 from xai_callback.export.trained_model import TrainedModel
-from xai_callback.publish.destination import Destination, check_version_options
+from xai_callback.publish.destination import Destination
 from xai_callback.publish.provenance import build_provenance, write_provenance
 from xai_callback.publish.staging import staging
-from xai_callback.signatures.functions import check_preprocess_output, compose, resources_of
+from xai_callback.signatures.functions import check_preprocess_output, compose
 from xai_callback.signatures.keras_models import as_signature_function, model_signature_function
 from xai_callback.signatures.samples import GENERATED_SAMPLE_ROWS, generate_sample
 from xai_callback.contract.checks import explained_inputs_from_sample
@@ -49,31 +48,7 @@ from xai_callback.contract.checks import (
     check_serving_identity,
     check_signature_set,
 )
-from xai_callback.signatures.specs import describe_spec, same_spec, signature_io
-
-
-class ExportResult:
-    """What an export wrote: its path, signatures, metadata and parameters."""
-
-    def __init__(self, path, signatures, metadata, parameters, provenance):
-        self.path = path
-        self.signatures = signatures  # {name: (inputs, outputs)} of TensorSpecs
-        self.metadata = metadata
-        self.parameters = parameters
-        self.provenance = provenance
-
-    def describe(self):
-        """Readable listing of the signatures (keys, dtypes, shapes)."""
-        lines = [f"Export: {self.path}"]
-        for name in sorted(self.signatures):
-            inputs, outputs = self.signatures[name]
-            ins = ", ".join(f"{k}: {describe_spec(s)}" for k, s in sorted(inputs.items()))
-            outs = ", ".join(f"{k}: {describe_spec(s)}" for k, s in sorted(outputs.items()))
-            lines.append(f"  {name}({ins}) -> {{{outs}}}")
-        return "\n".join(lines)
-
-    def __repr__(self):
-        return f"ExportResult(path={self.path!r}, signatures={sorted(self.signatures)})"
+from xai_callback.signatures.specs import signature_io
 
 
 class ExplainableExporter:
@@ -427,7 +402,8 @@ class ExplainableExporter:
         return result
 
     def _write(self, path, training_info):
-        self._write_saved_model(path)
+        self.converter.sync()  # JAX/PyTorch: the current weights into the TensorFlow copy.
+        write_saved_model(path, self.functions, self.model, self.track)
         if self.verify:
             # Metadata is derived from what was actually saved, after reloading.
             # Keep the loaded object alive: its signatures hold only weak
@@ -460,43 +436,6 @@ class ExplainableExporter:
         described = {name: signature_io(fn) for name, fn in signatures.items()}
         return ExportResult(path, described, metadata, parameters, record)
 
-    def _write_saved_model(self, path):
-        """`tf.saved_model.save` of the signatures and what they use.
-
-        Only signatures are saved (no extra functions on the root), so each is
-        traced once, in `prepare()`; Keras' ExportArchive attaches its endpoints
-        to the root as well, which makes the save trace them all again.
-        """
-        self.converter.sync()  # JAX/PyTorch: the current weights into the TensorFlow copy.
-        # The root lists its variables as Keras' exports do, so
-        # `tf.saved_model.load(d).variables` works the same.
-        root = tf.__internal__.tracking.AutoTrackable()
-        root.variables = _variables_used_by(
-            [fn.concrete_function() for fn in self.functions.values()]
-        )
-        root.trainable_variables = [v for v in root.variables if v.trainable]
-        root.non_trainable_variables = [v for v in root.variables if not v.trainable]
-        # Resources (lookup tables) are not variables: save every one reachable
-        # from the model, the user's `track` list and Trackable functions.
-        owners = [self.model, *self.track] + [
-            owner for fn in self.functions.values() for owner in fn.owners] + [
-            fn.fn for fn in self.functions.values()
-            if isinstance(fn.fn, tf.__internal__.tracking.Trackable)
-            and not isinstance(fn.fn, tf.types.experimental.GenericFunction)
-        ]
-        root.resources = resources_of(owners)
-        signatures = {name: fn.concrete_function() for name, fn in self.functions.items()}
-        try:
-            tf.saved_model.save(root, path, signatures=signatures)
-        except (AssertionError, ValueError) as e:
-            if "untracked" not in str(e).lower():
-                raise
-            raise SignatureError(
-                "A signature uses a resource (e.g. a lookup table) that is not reachable "
-                "from the model; pass it with track=[...]. TensorFlow said: "
-                f"{e}"
-            ) from e
-
     def _model_sample(self, signatures):
         """A batch of `xai_model` inputs for the gradient probe."""
         inputs = None if self._sample is None else explained_inputs_from_sample(
@@ -507,31 +446,7 @@ class ExplainableExporter:
 
     def _verify(self, signatures):
         check_signature_set(signatures)
-        expected_names = sorted(self.functions)
-        if sorted(signatures) != expected_names:
-            raise ExportVerificationError(
-                f"The reloaded export has signatures {sorted(signatures)}, expected "
-                f"{expected_names}."
-            )
-        for name, fn in self.functions.items():
-            saved_in, saved_out = signature_io(signatures[name])
-            live_in, live_out = signature_io(fn.concrete_function())
-            for kind, saved, live in (("input", saved_in, live_in), ("output", saved_out, live_out)):
-                if sorted(saved) != sorted(live):
-                    raise ExportVerificationError(
-                        f"Signature '{name}' has {kind} keys {sorted(saved)} after "
-                        f"reloading, expected {sorted(live)}.",
-                        signature=name,
-                    )
-                for key in saved:
-                    if not same_spec(saved[key], live[key]):
-                        raise ExportVerificationError(
-                            f"Signature '{name}' {kind} '{key}' is "
-                            f"{describe_spec(saved[key])} after reloading, expected "
-                            f"{describe_spec(live[key])}.",
-                            signature=name,
-                            key=key,
-                        )
+        check_reloaded(signatures, self.functions)
         check_preprocess_feeds_model(signatures)
         if self._sample is not None:
             expected = self.functions[SERVING_DEFAULT].call_dict(self._sample)
@@ -539,89 +454,6 @@ class ExplainableExporter:
                 signatures, self._sample, expected=expected, rtol=self.rtol, atol=self.atol
             )
             self.trained_model.check_export(signatures, self._sample)  # whatever functions built it
-
-
-BOOLEAN_OPTIONS = ("legacy_metadata", "verify", "overwrite", "versioned", "split", "store_sample",
-                   "explain_signature")
-
-
-def check_export_options(**options):
-    """Checks the engine's arguments that need no model; returns them normalised.
-
-    The callback calls it at construction (before it has a model), the
-    exporter in `__init__`: a wrongly typed value fails before training either
-    way, named with the value received. Functions are checked when traced.
-
-    Raises:
-        TypeError, ValueError, SpecError: an argument of the wrong type or out
-            of range (the message names it and the value).
-    """
-    from xai_callback.spec import ExplanationSpec
-    from xai_callback.spec.methods import check_in_graph
-
-    checked = dict(options)
-    # Types first: a config's "false" must not count as true (overwrite!).
-    for name in BOOLEAN_OPTIONS:
-        if name in options:
-            checked[name] = check_bool(name, options[name])
-    for name, default in (("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL)):
-        checked[name] = check_number(name, options.get(name, default), minimum=0)
-    checked["output_key"] = check_str("output_key", options.get("output_key"), optional=True)
-    check_version_options(checked.get("versioned", False), options.get("keep"))
-    extra_signatures = options.get("extra_signatures")
-    if extra_signatures is not None and not isinstance(extra_signatures, Mapping):
-        raise TypeError(
-            "extra_signatures must be a dict {name: function}; received "
-            f"{extra_signatures!r} of type {type(extra_signatures).__name__}."
-        )
-    for name in extra_signatures or {}:
-        if name in RESERVED_SIGNATURES:
-            raise ValueError(
-                f"extra_signatures uses the reserved name {name!r}; pass it as "
-                "serving_fn / model_fn / preprocess_fn instead, and use another "
-                "name for additional signatures."
-            )
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"extra_signatures has an invalid name {name!r}.")
-    track = options.get("track")
-    if track is not None and not isinstance(track, (list, tuple)):
-        raise TypeError(
-            "track must be a list of trackable objects (lookup tables, layers) or None; "
-            f"received track={track!r} of type {type(track).__name__}.")
-    _check_sample_type(options.get("sample"))
-    checks.check_sample_rows(options.get("sample"))
-    checked["explanation_spec"] = ExplanationSpec.coerce(
-        options.get("explanation_spec"), "the export options", "explanation_spec")
-    if checked.get("explain_signature"):
-        check_in_graph(checked["explanation_spec"].method)  # e.g. XRAI: before any training
-    return checked
-
-
-def _variables_used_by(concrete_functions):
-    """The variables the functions capture, each once, ordered by name.
-
-    Capture order depends on the tracing context (e.g. a distribution
-    strategy); names do not, so exports of the same model list alike.
-    """
-    found = {}
-    for fn in concrete_functions:
-        for variable in fn.variables:
-            found.setdefault(id(variable), variable)
-    return sorted(found.values(), key=lambda v: v.name)
-
-
-def _check_sample_type(sample):
-    """`sample=` is what `model.predict` takes; anything else is named now."""
-    if sample is None or isinstance(sample, (Mapping, list, tuple, np.ndarray, tf.Tensor, str, bytes,
-                                             int, float, np.generic)):
-        return
-    hint = (" Take one batch of it: sample=next(iter(dataset)) (its x part when it yields (x, y))."
-            if isinstance(sample, tf.data.Dataset) else "")
-    raise TypeError(
-        "sample must be a batch of serving_default's inputs: a dict {input_name: batch}, a "
-        "list or tuple of batches in input order, or one array for a single input; "
-        f"received sample={reprlib.repr(sample)} of type {type(sample).__name__}.{hint}")
-
 
 def export_explainable_model(model, export_dir, **options):
     """Writes an explanation-ready SavedModel of `model` to `export_dir`.
