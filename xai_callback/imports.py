@@ -49,3 +49,34 @@ def to_import_string(fn):
     except ValueError:
         return None
     return None
+
+
+def lazy_exports(package, exports, namespace):
+    """`(__getattr__, __dir__)` for a package whose public names load on first use (PEP 562).
+
+    Importing the package stays cheap (no TensorFlow, no server libraries);
+    a name's module is imported when the name is first read, and the value
+    kept in the package's namespace.
+
+    Example:
+
+    ```python
+    __getattr__, __dir__ = lazy_exports(__name__, {"serve": "xai_callback.serve.server"}, globals())
+    ```
+
+    Args:
+        package: the package's `__name__`.
+        exports: `{public name: module that defines it}`.
+        namespace: the package's `globals()`.
+    """
+
+    def __getattr__(name):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = namespace[name] = getattr(importlib.import_module(exports[name]), name)
+        return value
+
+    def __dir__():
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__

@@ -13,7 +13,7 @@ serve(ServeOptions("exports/churn", port=8080))   # until SIGTERM
 ```
 """
 
-import importlib
+from xai_callback.imports import lazy_exports
 
 _EXPORTS = {
     "ModelRepository": "xai_callback.serve.repository",
@@ -27,7 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'xai_callback.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -7,7 +7,7 @@ no TensorFlow; the names below are imported on first use (PEP 562), because
 the checks against signatures (`spec.crosscheck`) read TensorFlow specs.
 """
 
-import importlib
+from xai_callback.imports import lazy_exports
 
 # Public name -> the module of this package that defines it.
 _PUBLIC = {
@@ -28,13 +28,5 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'xai_callback.spec' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _PUBLIC.items()},
+                                    globals())
