@@ -1,8 +1,8 @@
 """The batched row engine: one graph implementation of each method, run two ways.
 
 A method is graph code in three steps over a `state` dict of tensors (the
-problem's `inputs`, `baselines`, `frozen`, `unit_instance`, `unit_mask`, plus
-what the method adds):
+problem's `inputs`, `baselines`, `frozen`, `unit_instance`, `unit_mask`, the
+method's `settings_state()` such as `step_count`, plus what `start` adds):
 
 - `start(state) -> state`: its own tensors (interpolation weights, Shapley
   orders drawn with a stateless seed, SmoothGrad's noisy copies);
@@ -16,11 +16,12 @@ what the method adds):
 `run` (the Python explainer) runs `start` and `finish` as compiled functions
 and loops over chunks of at most `Problem.rows_per_call()` rows in Python (the
 memory bound, with progress); each chunk is one `tf.function` traced once per
-method, output and input signature (batch sizes free) and kept by the
-explainer, so a chunk costs one dispatch, and repeated `explain` calls trace
-nothing. `run_in_graph` (the `xai_explain` signature) runs the same three
-functions inside one graph, chunks in a `tf.while_loop`. Row and item results
-are accumulated in float64 either way.
+method, output and input signature (batch sizes free; counts are tensors, so a
+new stepCount traces nothing) and kept by the explainer, so a chunk costs one
+dispatch, and repeated `explain` calls trace nothing. `run_in_graph` (the
+`xai_explain` signature) runs the same three functions inside one graph,
+chunks in a `tf.while_loop`. Row and item results are accumulated in float64
+either way.
 """
 
 import threading
@@ -34,10 +35,12 @@ _INDEX = tf.TensorSpec([], tf.int64)
 # Held while a compiled function is traced (see `compiled`); re-entrant for nested traces.
 _TRACING = threading.RLock()
 # Compiled functions kept per cache (explainer), least recently used dropped
-# first: every new setting (stepCount, pathCount, topK, ...) traces new
-# functions of about 1 MB each, which a server taking settings from requests
-# must not keep forever. A few settings' worth; a dropped one is traced again.
-MAX_COMPILED = 8
+# first. Settings a request varies (counts, sigmas, seed, topK, outputIndices)
+# are tensor arguments and trace nothing new; what does is structure: the
+# method, output, granularity, input shapes past the batch (about 1 MB each).
+# 24 hold every in-graph method (prepare + at most 3 functions each, ~10 in
+# all) for two outputs or granularities; a dropped one is traced again.
+MAX_COMPILED = 24
 
 
 def run(problem, method, report=None, report_key=None):
@@ -49,7 +52,7 @@ def run(problem, method, report=None, report_key=None):
     """
     method = method.bind(problem)
     method_key = method.cache_key()  # Shapley's holds its player maps: build it once a call
-    state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem))
+    state = tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem, method))
     if type(method).start is not AttributionAlgorithm.start:  # a method without one adds nothing
         state = _compiled(problem, ("start", method_key), method.start, (state,))(state)
     total_rows = int(method.total_rows(state))
@@ -94,7 +97,7 @@ def _finish_and_report(method, report):
 def run_in_graph(problem, method, rows_per_call, report=None, report_key=None):
     """`run` as graph code: the chunks in a `tf.while_loop`; the result as tensors."""
     method = method.bind(problem)
-    state = method.start(problem_state(problem))
+    state = method.start(tf.nest.map_structure(tf.convert_to_tensor, problem_state(problem, method)))
     total_rows = tf.cast(method.total_rows(state), tf.int64)
     per_item = tf.cast(method.rows_per_item(state), tf.int64)
     chunk_fn = _with_evaluate(problem, method.chunk)
@@ -127,9 +130,10 @@ def run_in_graph(problem, method, rows_per_call, report=None, report_key=None):
                                               (problem.unit_instance, problem.frozen))
 
 
-def problem_state(problem):
-    """The tensors every method's graph code reads."""
+def problem_state(problem, method):
+    """The tensors `method`'s graph code reads: the problem's and the method's settings."""
     return {
+        **method.settings_state(),
         "inputs": problem.inputs,
         "baselines": problem.baselines,
         "frozen": problem.frozen,

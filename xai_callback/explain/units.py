@@ -33,8 +33,10 @@ def select_units(output, top_k=1, output_indices=None):
     Args:
         output: `[instances, *example]` the explained output.
         top_k: explain the k largest elements of each instance; -1: all.
-        output_indices: list of index tuples (each of the example's rank)
-            explained for every instance instead of the top k; None: top k.
+            An int or an integer scalar tensor.
+        output_indices: `[indices, rank of the example]` (a list of index
+            tuples, an array or a tensor) explained for every instance
+            instead of the top k; None: top k.
 
     Returns:
         `(unit_instance [units] int64, unit_index [units, rank] int64,
@@ -50,11 +52,13 @@ def select_units(output, top_k=1, output_indices=None):
     if rank == 0:
         chosen = tf.zeros([count, 1], tf.int64)
     elif output_indices is not None:
-        rows = np.asarray(output_indices, np.int64).reshape(len(output_indices), rank)
-        positions = np.ravel_multi_index(rows.T, example.as_list())
-        chosen = tf.tile(tf.constant(positions, tf.int64)[None], tf.stack([count, 1]))
+        rows = tf.reshape(tf.cast(output_indices, tf.int64), [-1, rank])
+        strides = np.cumprod([1] + example.as_list()[:0:-1])[::-1]  # of the row-major flat index
+        positions = tf.reduce_sum(rows * tf.constant(strides, tf.int64), axis=1)
+        chosen = tf.tile(positions[None], tf.stack([count, 1]))
     else:
-        k = units_per_instance(example, top_k)
+        top_k = tf.cast(top_k, tf.int32)
+        k = tf.where(tf.equal(top_k, -1), size, tf.minimum(top_k, size))
         chosen = tf.cast(tf.math.top_k(tf.cast(flat, tf.float64), k=k, sorted=True).indices, tf.int64)
     per_instance = tf.shape(chosen, out_type=tf.int64)[1]
     unit_instance = tf.repeat(tf.range(count), per_instance)
@@ -102,14 +106,20 @@ def explain_units(run, method, layout, model_fn, output_key, model_inputs, outpu
     """
     call = compile_fn or (lambda name, fn, args: fn(*args))
 
-    def prepare(model_inputs, output, baselines):
-        unit_instance, unit_index, unit_mask = select_units(output, top_k, output_indices)
+    def prepare(model_inputs, output, baselines, selected):
+        unit_instance, unit_index, unit_mask = select_units(output, **selected)
         broadcast = {key: _broadcast(base, model_inputs[key]) for key, base in baselines.items()}
         return unit_instance, unit_index, unit_mask, layout.frozen(model_inputs), broadcast
 
+    # topK and outputIndices are arguments, not constants: a request's new value traces nothing.
+    if output_indices is None:
+        selected = {"top_k": np.int64(top_k)}
+    else:
+        rank = len(tf.convert_to_tensor(output).shape) - 1
+        selected = {"output_indices": np.asarray(output_indices, np.int64).reshape(len(output_indices), rank)}
     unit_instance, unit_index, unit_mask, frozen, baselines = call(
-        ("prepare", layout.cache_key(), top_k, repr(output_indices)), prepare,
-        (model_inputs, output, baselines))
+        ("prepare", layout.cache_key(), tuple(selected)), prepare,
+        (model_inputs, output, baselines, selected))
     shapes = {key: tf.convert_to_tensor(model_inputs[key]).shape[1:] for key in baselines}
     problem = Problem(
         model_fn=model_fn,

@@ -120,7 +120,9 @@ class AttributionAlgorithm:
     (`SPEC`) and the method names of `spec.methods.METHOD_NAMES` it computes
     (`names`), takes the settings object in `__init__`, and implements the
     graph code run by `engine.run` / `engine.run_in_graph`: `rows_per_item`,
-    `total_rows`, `chunk`, `finish` and optionally `start` and `bind`.
+    `total_rows`, `chunk`, `finish` and optionally `start` and `bind`. Settings
+    a request varies (counts, sigmas) are read from `state` (`settings_state`),
+    not baked into the graph, and left out of `cache_key`.
 
     Example:
 
@@ -169,8 +171,18 @@ class AttributionAlgorithm:
         return self
 
     def cache_key(self):
-        """What the traced graph code depends on besides tensor signatures."""
+        """What the traced graph code depends on besides tensor signatures and `settings_state`:
+        its Python constants (by default every setting, `describe()`)."""
         return self.describe()
+
+    def settings_state(self):
+        """`{name: numpy scalar or {key: scalar}}`: the settings the graph code reads from
+        `state` (the engine adds them before `start`), leaving them out of `cache_key`.
+
+        A request may set a new count each time; as tensors rather than constants
+        of the traced functions, one trace serves every value.
+        """
+        return {}
 
     def start(self, state):
         """Graph code: `state` plus the method's own tensors."""

@@ -55,16 +55,15 @@ class IntegratedGradients(AttributionAlgorithm):
     def describe(self):
         return f"{self.name}(stepCount={self.step_count})"
 
+    def cache_key(self):
+        return self.name  # stepCount is a tensor of `state`
+
+    def settings_state(self):
+        return {"step_count": np.int64(self.step_count)}
+
     # Rows are ordered (unit, baseline, step), step fastest; a work item is
     # one (unit, baseline) pair, whose weighted gradients are summed over its
     # steps inside the chunk, then multiplied by `x - baseline` in float64.
-
-    def _trapezoid(self):
-        """`(alphas, weights)` of the `stepCount + 1` points (constants of the graph)."""
-        steps = self.step_count + 1
-        weights = np.full(steps, 1.0 / self.step_count)
-        weights[[0, -1]] *= 0.5
-        return np.linspace(0.0, 1.0, steps), weights
 
     def rows_per_item(self, state):
         return self.step_count + 1
@@ -74,29 +73,43 @@ class IntegratedGradients(AttributionAlgorithm):
 
     def chunk(self, evaluate, state, start, stop):
         """Rows `start..stop-1`: their outputs, and weighted gradients summed per pair."""
-        steps = self.step_count + 1
+        steps = state["step_count"] + 1
         per_unit = num_baselines(state)
-        alphas, weights = self._trapezoid()
         row = tf.range(start, stop)
         pair, step = row // steps, row % steps
+        alphas, weights = trapezoid(step, state["step_count"])
         unit = pair // per_unit
         instance = tf.gather(state["unit_instance"], unit)
         rows = gather_instances(state, instance)
         for key, b in start_points(state, rows, instance, pair % per_unit).items():
             x = rows[key]
-            alpha = broadcast_rows(tf.gather(tf.constant(alphas, x.dtype), step), x)
+            alpha = broadcast_rows(tf.cast(alphas, x.dtype), x)
             rows[key] = b + alpha * (x - b)
         values, grads = evaluate(rows, unit, watch=list(state["baselines"]))
         first = start // steps
         pairs = (stop - 1) // steps - first + 1
         sums = {}
         for key, grad in grads.items():
-            weight = broadcast_rows(tf.gather(tf.constant(weights, grad.dtype), step), grad)
+            weight = broadcast_rows(tf.cast(weights, grad.dtype), grad)
             sums[key] = tf.math.unsorted_segment_sum(grad * weight, pair - first, pairs)
         return {"rows": {"values": values}, "items": {"sums": sums}}
 
     def finish(self, state, rows, items):
-        return path_result(*integrated(state, rows, items, self.step_count))
+        return path_result(*integrated(state, rows, items))
+
+
+def trapezoid(step, step_count):
+    """`(alpha, weight)` float64 of each row's point `step` (0..step_count) on the path.
+
+    Bit for bit numpy's `linspace(0, 1, step_count + 1)` and the trapezoid
+    weights `1 / step_count` (half at both ends), computed from tensors so one
+    trace serves every stepCount.
+    """
+    width = 1.0 / tf.cast(step_count, tf.float64)
+    last = tf.equal(step, step_count)
+    alpha = tf.where(last, tf.constant(1.0, tf.float64), tf.cast(step, tf.float64) * width)
+    weight = tf.where(last | tf.equal(step, 0), 0.5 * width, width)
+    return alpha, weight
 
 
 def path_result(attributions, end_output, start_output):
@@ -107,7 +120,7 @@ def path_result(attributions, end_output, start_output):
             "approximation_error": relative_gap(gap, end_output, start_output)}
 
 
-def integrated(state, rows, items, step_count):
+def integrated(state, rows, items):
     """`(attributions {key: [units, *example]}, f(x) [units], f(baseline) [units])`, float64,
     averaged over baselines, from the per-pair gradient sums and the row outputs."""
     units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
@@ -117,6 +130,6 @@ def integrated(state, rows, items, step_count):
         sums = tf.reshape(tf.cast(sums, tf.float64), tf.shape(delta, out_type=tf.int64))
         attributions[key] = tf.reduce_mean(sums * delta, axis=1)
     values = tf.reshape(tf.cast(rows["values"], tf.float64),
-                        tf.stack([units, num_baselines(state), step_count + 1]))
+                        tf.stack([units, num_baselines(state), state["step_count"] + 1]))
     return (attributions, tf.reduce_mean(values[:, :, -1], axis=1),
             tf.reduce_mean(values[:, :, 0], axis=1))

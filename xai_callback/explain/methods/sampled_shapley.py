@@ -104,24 +104,29 @@ class SampledShapley(AttributionAlgorithm):
         return bound
 
     def cache_key(self):
+        # The number of paths is a tensor of `state`; the players and every-order runs are structure.
         layout = sorted((k, m.shape, m.tobytes()) for k, m in self.maps.items())
-        return (self.describe(), self.players, self.orders is not None, repr(layout))
+        return (self.name, self.players, self.orders is not None, repr(layout))
+
+    def settings_state(self):
+        return {"paths": np.int64(self.paths)}
 
     @property
     def paths(self):
+        """How many paths are taken: `path_count`, or every order when there are fewer."""
         return len(self.orders) if self.orders is not None else self.path_count
 
     # Rows are ordered (unit, baseline, path, switched count); a work item is
     # one path, i.e. `players + 1` rows.
 
     def start(self, state):
-        units = tf.shape(state["unit_instance"])[0]
+        units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
         if self.orders is not None:
-            rank = tf.tile(tf.constant(self.orders)[None], [units, 1, 1])
+            rank = tf.tile(tf.constant(self.orders)[None], tf.stack([units, 1, 1]))
         else:
             # rank[u, p, j]: when player j switches to the instance on path p of unit u.
             draws = tf.random.stateless_uniform(
-                [units, self.path_count, self.players], seed=tf.stack([state["seed"], ORDER_STREAM]))
+                tf.stack([units, state["paths"], self.players]), seed=tf.stack([state["seed"], ORDER_STREAM]))
             rank = tf.argsort(tf.argsort(draws, axis=-1), axis=-1)
         return {**state, "ranks": tf.reshape(tf.cast(rank, tf.int64), [-1, self.players]),
                 "players": {key: tf.constant(m) for key, m in self.maps.items()}}
@@ -134,7 +139,7 @@ class SampledShapley(AttributionAlgorithm):
 
     def chunk(self, evaluate, state, start, stop):
         """Rows `start..stop-1`: the output of each row's coalition."""
-        paths, per_path = self.paths, self.players + 1
+        paths, per_path = state["paths"], self.players + 1
         per_unit = num_baselines(state)
         row = tf.range(start, stop)
         switched = row % per_path
@@ -153,10 +158,10 @@ class SampledShapley(AttributionAlgorithm):
 
     def finish(self, state, rows, items):
         units = tf.shape(state["unit_instance"], out_type=tf.int64)[0]
-        paths, players = self.paths, self.players
+        paths, players = state["paths"], self.players
         values = tf.reshape(tf.cast(rows["values"], tf.float64),
                             tf.stack([units, num_baselines(state), paths, players + 1]))
-        rank = tf.reshape(state["ranks"], [-1, 1, paths, players])
+        rank = tf.reshape(state["ranks"], tf.stack([-1, 1, paths, players]))
         rank = tf.broadcast_to(rank, tf.concat(
             [tf.shape(values, out_type=tf.int64)[:3], tf.constant([players], tf.int64)], 0))
         after = tf.gather(values, rank + 1, batch_dims=3)
@@ -181,9 +186,9 @@ class SampledShapley(AttributionAlgorithm):
 
 def _relative_standard_error(per_path_attr, attributions, paths):
     """L2 norm over players of the standard error of the mean over paths, over the
-    L2 norm of the attributions."""
-    if paths < 2:
-        return tf.fill(tf.shape(attributions)[:1], tf.constant(np.nan, tf.float64))
+    L2 norm of the attributions (NaN for a single path)."""
+    paths = tf.cast(paths, tf.float64)
     variance = tf.math.reduce_variance(per_path_attr, axis=1) * (paths / (paths - 1)) / paths
     size = tf.sqrt(tf.reduce_sum(attributions ** 2, axis=-1))
-    return tf.sqrt(tf.reduce_sum(variance, axis=-1)) / (size + 1e-12)
+    error = tf.sqrt(tf.reduce_sum(variance, axis=-1)) / (size + 1e-12)
+    return tf.where(paths < 2, tf.constant(np.nan, tf.float64), error)

@@ -19,6 +19,7 @@ no setting removes (noise changes the explained point on purpose).
 
 import copy
 
+import numpy as np
 import tensorflow as tf
 
 from xai_callback.errors import MethodNotSupportedError, SpecError
@@ -80,17 +81,22 @@ class SmoothGrad(IntegratedGradients):
         return bound
 
     def cache_key(self):
-        return (self.describe(), tuple(sorted(self.sigmas.items())))
+        # The counts and sigmas are tensors of `state`; which inputs get noise is structure.
+        return (self.name, tuple(sorted(key for key, sigma in self.sigmas.items() if sigma)))
+
+    def settings_state(self):
+        return {**super().settings_state(), "noisy_sample_count": np.int64(self.noisy_sample_count),
+                "noise_sigma": {key: np.float64(sigma) for key, sigma in self.sigmas.items() if sigma}}
 
     def start(self, state):
         """Each instance repeated `noisy_sample_count` times, noise on attributed inputs;
         each (unit, copy) is a unit of integrated gradients."""
-        samples = self.noisy_sample_count
+        samples = state["noisy_sample_count"]
         inputs = {}
         for stream, key in enumerate(sorted(state["inputs"])):
             repeated = tf.repeat(state["inputs"][key], samples, axis=0)
-            if self.sigmas.get(key):
-                noise = self.sigmas[key] * tf.random.stateless_normal(
+            if key in state["noise_sigma"]:
+                noise = tf.cast(state["noise_sigma"][key], repeated.dtype) * tf.random.stateless_normal(
                     tf.shape(repeated), seed=tf.stack([state["seed"], NOISE_STREAM + stream]),
                     dtype=repeated.dtype)
                 if key in state["frozen"]:  # padding stays padding
@@ -98,21 +104,22 @@ class SmoothGrad(IntegratedGradients):
                 repeated = repeated + noise
             inputs[key] = repeated
         units = state["unit_instance"]
+        copies = tf.cast(samples, units.dtype)
         return super().start({
             **state,
             "inputs": inputs,
-            "unit_instance": tf.reshape(units[:, None] * samples + tf.range(samples, dtype=units.dtype), [-1]),
+            "unit_instance": tf.reshape(units[:, None] * copies + tf.range(copies), [-1]),
             "unit_mask": tf.repeat(state["unit_mask"], samples, axis=0),
             "frozen": {k: tf.repeat(v, samples, axis=0) for k, v in state["frozen"].items()},
         })
 
     def finish(self, state, rows, items):
-        attributions, end_output, start_output = integrated(state, rows, items, self.step_count)
-        samples = self.noisy_sample_count
+        attributions, end_output, start_output = integrated(state, rows, items)
+        copies = tf.constant([-1], tf.int64), state["noisy_sample_count"][None]
 
         def mean(value):  # over the noisy copies of each unit
             shape = tf.shape(value, out_type=tf.int64)
-            return tf.reduce_mean(tf.reshape(value, tf.concat([tf.constant([-1, samples], tf.int64), shape[1:]], 0)), axis=1)
+            return tf.reduce_mean(tf.reshape(value, tf.concat([*copies, shape[1:]], 0)), axis=1)
 
         return path_result({k: mean(v) for k, v in attributions.items()}, mean(end_output), mean(start_output))
 
