@@ -154,3 +154,20 @@ def test_gets_go_to_starlette(servers, path, headers):
     answers = [exchange(server.port, "GET", path, headers=headers) for server in servers]
     assert answers[0] == answers[1]
     assert front.server.config.app.app.requests == before + 1
+
+
+def test_kept_routes_answer_as_found_ones_and_stay_bounded(servers, monkeypatch):
+    """Every path's endpoint is found once and kept: the cases again, in reverse order and with
+    the memory of paths overflowing (vertex paths take any endpoint id), answer as before."""
+    from xai_callback.serve import post_routes
+
+    front, starlette = servers
+    monkeypatch.setattr(post_routes, "MAX_PATHS", 4)
+    for endpoint_id in range(10):
+        path = f"/v1/projects/p/locations/l/endpoints/{endpoint_id}:predict"
+        status, _, data = exchange(front.port, "POST", path, encoded({"instances": ROWS}))
+        assert status == 200 and len(json.loads(data)["predictions"]) == len(ROWS), data
+        assert len(front.server.config.app._found) <= 4
+    for name, path, body, headers in reversed(CASES):
+        answers = [exchange(server.port, "POST", path, encoded(body), headers) for server in servers]
+        assert answers[0] == answers[1], name

@@ -62,7 +62,15 @@ class Metrics:
         self._explain = Histogram("request_explain_seconds", "explain request latency",
                                   ("model_name", "model_version", "method"), buckets=KSERVE_BUCKETS,
                                   registry=self.registry)
-        self._children = {}  # label values -> (counter, histogram): labels() costs a lookup each time
+        # labels() costs a lookup and a lock each time: (metric, label values) -> child, and
+        # (protocol, api, status, version) -> a request's (counter, histogram).
+        self._children = {}
+
+    def _child(self, metric, *labels):
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def request(self, protocol, api, status, seconds):
         """Counts one answered request and its wall time."""
@@ -78,11 +86,11 @@ class Metrics:
 
     def model_call(self, seconds):
         """The model call of one predict request (KServe's `request_predict_seconds`)."""
-        self._predict.labels(self.model_name, str(self.version())).observe(seconds)
+        self._child(self._predict, self.model_name, str(self.version())).observe(seconds)
 
     def explanation(self, method, seconds):
         """One explanation by `method` (KServe's `request_explain_seconds`)."""
-        self._explain.labels(self.model_name, str(self.version()), method).observe(seconds)
+        self._child(self._explain, self.model_name, str(self.version()), method).observe(seconds)
 
     def exposition(self):
         """`(body bytes, content type)` of the Prometheus text format; every worker's with `--workers N`."""

@@ -11,11 +11,19 @@ routes: when that is a POST endpoint, the protocol answers it
 its error answers), byte for byte as through Starlette
 (tests/test_serve_post_routes.py). Anything else (GET, lifespan, a
 `root_path`, a path no POST route takes) goes to the Starlette app.
+
+Asking the routes costs more than the rest of a small predict's routing (a
+regular expression and a scope dict per route, several routes deep), and a
+path's answer to them never changes: the endpoint found for a path is kept
+(`MAX_PATHS` of them; any path matches some patterns, so the memory is bounded
+by dropping them all when full).
 """
 
 from starlette.routing import Match
 
 from xai_callback.serve.routing import ProtocolApp
+
+MAX_PATHS = 1024
 
 
 class PostRoutes:
@@ -36,28 +44,39 @@ class PostRoutes:
         self.app = app
         self.routes = [(route, route.app if isinstance(getattr(route, "app", None), ProtocolApp) else None)
                        for route in app.routes]
+        self._found = {}  # path -> (protocol, endpoint, the scope keys the routes add)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            for route, protocol in self.routes:
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    if protocol is not None and await self._answer(protocol, {**scope, **child}, receive, send):
-                        return
-                    break
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    async def _answer(protocol, scope, receive, send):
-        """Answers with the protocol's first FULL route when it is a POST endpoint; False otherwise."""
-        for route in protocol.routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                endpoint = getattr(route, "endpoint", None)
-                if endpoint is None or "POST" not in (route.methods or ()):
-                    return False
-                scope = {**scope, **child}
+            found = self._found.get(scope["path"]) or self._find(scope)
+            if found is not None:
+                protocol, endpoint, child = found
+                scope = {**scope, **child, "path_params": dict(child["path_params"])}
                 response = await protocol.answer(endpoint, scope, receive, send)
                 await response(scope, receive, send)
-                return True
-        return False
+                return
+        await self.app(scope, receive, send)
+
+    def _find(self, scope):
+        """`(protocol, endpoint, child scope)` of the route Starlette would answer this POST with,
+        when that is a protocol's POST endpoint; None otherwise."""
+        for route, protocol in self.routes:
+            match, outer = route.matches(scope)
+            if match is not Match.FULL:
+                continue
+            if protocol is None:
+                return None
+            inner_scope = {**scope, **outer}
+            for inner in protocol.routes:
+                match, child = inner.matches(inner_scope)
+                if match is not Match.FULL:
+                    continue
+                endpoint = getattr(inner, "endpoint", None)
+                if endpoint is None or "POST" not in (inner.methods or ()):
+                    return None
+                if len(self._found) >= MAX_PATHS:
+                    self._found.clear()
+                found = self._found[scope["path"]] = (protocol, endpoint, {**outer, **child})
+                return found
+            return None
+        return None
