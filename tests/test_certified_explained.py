@@ -25,6 +25,9 @@ from xai_callback.errors import SpecError
 from xai_callback.explain import load_explainer
 from xai_callback.explain.rehearsal import RehearsalError
 
+# Models trained per test and whole explanation runs: the full tier (`make test`), not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 STEPS, FEATURES = 6, 3
 
 

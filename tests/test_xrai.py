@@ -20,6 +20,9 @@ from explain_exports import run_cli
 from xai_callback.errors import MethodNotSupportedError
 from xai_callback.explain import explain
 
+# Models trained per test and whole explanation runs: the full tier (`make test`), not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SIZE = 32
 STEPS = 40
 
