@@ -22,7 +22,6 @@ Run:  .venv/bin/python benchmarks/bench_methods.py [--repeats 7] [--baseline-ref
 
 import argparse
 import os
-import subprocess
 import tempfile
 
 import common
@@ -104,14 +103,6 @@ def image_worker(method, count, calls):
     return {"seconds_per_image": float(np.median(seconds)) / count}
 
 
-def baseline_tree(ref, folder):
-    """The repository's `xai_callback` at `ref`, extracted into `folder`."""
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "xai_callback"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder
-
-
 def main():
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -134,7 +125,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         before = os.path.join(workdir, "before")
         os.makedirs(before)
-        baseline_tree(args.baseline_ref, before)
+        common.baseline_tree(args.baseline_ref, before)
         from bench_explain import mlp_export  # the parent runs this tree's code
 
         export_dir = mlp_export(os.path.join(workdir, "mlp"))

@@ -26,7 +26,6 @@ Run:  .venv/bin/python benchmarks/bench_trace_reuse.py [--repeats 5] [--values 8
 import argparse
 import gc
 import os
-import subprocess
 import tempfile
 import warnings
 
@@ -97,14 +96,6 @@ def speed_worker(export_dir, features, instances, method, calls):
     return {"seconds": float(np.median(seconds))}
 
 
-def baseline_tree(ref, folder):
-    """The repository's `xai_callback` at `ref`, extracted into `folder`."""
-    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "xai_callback"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder
-
-
 def main():
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -126,7 +117,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         before = os.path.join(workdir, "before")
         os.makedirs(before)
-        trees = {"before": baseline_tree(args.baseline_ref, before), "after": REPO}
+        trees = {"before": common.baseline_tree(args.baseline_ref, before), "after": REPO}
         from bench_explain import mlp_export  # the parent runs this tree's code
 
         exports = {"small": (mlp_export(os.path.join(workdir, "small"), SMALL_FEATURES, 16), SMALL_FEATURES),

@@ -16,6 +16,10 @@ import numpy as np  # noqa: E402
 RESULT_MARK = "BENCH-RESULT "
 
 
+# The repository this file is in (benchmarks/ is at its top).
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def base_parser(description):
     """An argument parser with the options every benchmark takes."""
     parser = argparse.ArgumentParser(description=description)
@@ -67,6 +71,14 @@ def interleaved(names, repeats, run_one, warmup=True):
         for name in order:
             results[name].append(run_one(name))
     return results
+
+
+def baseline_tree(ref, folder):
+    """The repository's `xai_callback` at `ref`, extracted into `folder`."""
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref, "xai_callback"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
 
 
 def run_fresh(script, *args, env=None):
